@@ -1,0 +1,237 @@
+"""``python -m nas_core`` (also ``nas-core``): search, list plugins, inspect results.
+
+Bad input stops with one line naming the value and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .registry import EVALUATORS, SPACES, STRATEGIES, PluginArgumentError, Registry, RegistryError
+
+
+class UsageError(ValueError):
+    """Bad command-line input; printed as one line, exit status 2."""
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = (UsageError, RegistryError, PluginArgumentError)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .config import ConfigError
+    from .results import ResultsError
+    from .space import InvalidArchitectureError, InvalidSpaceError
+    from .spec import SpecError
+
+    extra: list[type[BaseException]] = [ConfigError, ResultsError, SpecError, InvalidSpaceError, InvalidArchitectureError]
+    try:
+        from evaluators.data import DataError
+
+        extra.append(DataError)
+    except ImportError:
+        pass
+    return (*USER_ERRORS, *extra)
+
+
+# ------------------------------------------------------------------- listing
+def _describe(registry: Registry, name: str) -> str:
+    try:
+        target = registry.resolve(name)
+    except RegistryError as err:
+        return f"(cannot import: {err})"
+    doc = (getattr(target, "__doc__", None) or "").strip().splitlines()
+    return doc[0] if doc else ""
+
+
+def cmd_list(registry: Registry) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        names = registry.names()
+        if args.json:
+            print(json.dumps(names))
+            return 0
+        width = max((len(n) for n in names), default=0)
+        for name in names:
+            print(f"{name:<{width}}  {_describe(registry, name)}")
+        return 0
+
+    return run
+
+
+def cmd_space_json(args: argparse.Namespace) -> int:
+    from .spec import parse_args_text
+
+    space = SPACES.build(args.space, parse_args_text(args.args))
+    text = json.dumps(space.to_nni(), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output} ({len(space.names)} dimensions, {space.size} architectures)")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .config import load_search_config
+
+    config = load_search_config(args.config)
+    print(f"{args.config}: OK ({len(config.space.names)} dimensions, strategy {config.strategy or 'external'}, "
+          f"evaluator {config.evaluator or 'external'})")
+    return 0
+
+
+# -------------------------------------------------------------------- search
+def _free_port(preferred: int) -> int:
+    for port in [preferred, *range(preferred + 1, preferred + 50)]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+                return port
+            except OSError:
+                continue
+    raise UsageError(f"--port {preferred}: no free port in {preferred}..{preferred + 49}")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .config import load_search_config
+    from .nni_adapter import experiment as nni_experiment
+    from .nni_adapter.tuner import state_path_of
+    from .results import ResultsError, format_record, load_results
+
+    config = load_search_config(args.config)
+    port = _free_port(args.port)
+    host = None if args.host == "all" else args.host
+    nni_experiment.quiet_nni_logging()
+    exp = nni_experiment.start(config.path, port=port, host=host)
+    shown = "127.0.0.1" if host in (None, "0.0.0.0") else host
+    print(f"experiment {exp.id}: web UI at http://{shown}:{port}  (listening on {host or 'all interfaces'})")
+    print(f"  experiment directory: {nni_experiment.experiment_dir(exp)}")
+    try:
+        outcome = nni_experiment.wait(exp, progress=not args.no_progress, timeout=args.timeout)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: stopping experiment {exp.id}; continue it later with `nnictl resume {exp.id}`")
+        exp.stop()
+        return 130
+    except TimeoutError as err:
+        print(f"error: {err}; stopping it (resume with `nnictl resume {exp.id}`)", file=sys.stderr)
+        exp.stop()
+        return 1
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(outcome.trials.items())) or "no trials"
+    print(f"experiment {exp.id} {outcome.status}: {counts}")
+    for error in outcome.errors:
+        print(f"  NNI error: {error}", file=sys.stderr)
+    if args.keep_running:
+        print(f"the web UI stays up at http://{shown}:{port}; stop it with `nnictl stop {exp.id}`")
+    else:
+        exp.stop()
+        print(f"stopped the NNI manager; browse the results later with `nnictl view {exp.id}`")
+    try:
+        results = load_results(state_path_of(outcome.experiment_dir))
+    except ResultsError as err:
+        print(f"no search results: {err}", file=sys.stderr)
+        return 1
+    _print_best(results, args.top, format_record)
+    out_dir = Path(args.output) if args.output else outcome.experiment_dir / "nas_results"
+    _write_results(results, out_dir)
+    return 0 if outcome.status == "DONE" else 1
+
+
+def _print_best(results, top: int, format_record) -> None:  # type: ignore[no-untyped-def]
+    best = results.best(top)
+    failed = sum(1 for r in results.evaluated() if not r.result.ok)
+    print(f"{len(results.evaluated())} architectures evaluated ({failed} failed); best {len(best)}:")
+    for rank, record in enumerate(best, 1):
+        print(f"  {rank}. {format_record(record)}")
+
+
+def _write_results(results, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from .results import write_best_json, write_trials_csv
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_best_json(results, out_dir / "best.json")
+    write_trials_csv(results, out_dir / "trials.csv")
+    print(f"results: {out_dir / 'best.json'}, {out_dir / 'trials.csv'} (search state: {results.source})")
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from .results import format_record, load_results
+
+    results = load_results(args.location)
+    _print_best(results, args.top, format_record)
+    if args.output:
+        _write_results(results, Path(args.output))
+    return 0
+
+
+# ---------------------------------------------------------------------- main
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m nas_core",
+        description="Neural-architecture search with pluggable strategies, run as NNI experiments.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("search", help="run the NNI experiment described by an NNI config file and print the best")
+    p.add_argument("config", help="NNI experiment config (YAML), e.g. examples/digits/config.yml")
+    p.add_argument("--port", type=int, default=8080, help="web UI / REST port (the next free one if taken; default 8080)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address the web server listens on (default 127.0.0.1; 'all' for every interface, "
+                        "which NNI does without authentication)")
+    p.add_argument("--top", type=int, default=3, help="how many best architectures to print (default 3)")
+    p.add_argument("--output", help="folder for best.json and trials.csv (default <experiment dir>/nas_results)")
+    p.add_argument("--timeout", type=float, default=None, help="stop the experiment after this many seconds")
+    p.add_argument("--keep-running", action="store_true", help="leave the NNI manager and web UI up at the end")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("validate", help="check an NNI config (plugins, arguments, search space, data) without running")
+    p.add_argument("config")
+    p.set_defaults(func=cmd_validate)
+
+    for name, registry in (("strategies", STRATEGIES), ("spaces", SPACES), ("evaluators", EVALUATORS)):
+        p = sub.add_parser(name, help=f"list the registered {name}")
+        p.add_argument("--json", action="store_true", help="names as a JSON list")
+        p.set_defaults(func=cmd_list(registry))
+
+    p = sub.add_parser("space-json", help="write a registered space as NNI search-space JSON")
+    p.add_argument("space", help="registered space name or dotted path")
+    p.add_argument("--args", help="space arguments: a JSON object or a .json/.yml file")
+    p.add_argument("-o", "--output", help="file to write (default: standard output)")
+    p.set_defaults(func=cmd_space_json)
+
+    p = sub.add_parser("results", help="print the best architectures of a search (experiment dir or state file)")
+    p.add_argument("location", help="experiment directory, or its checkpoint/nas_search_state.json")
+    p.add_argument("--top", type=int, default=3)
+    p.add_argument("--output", help="also write best.json and trials.csv into this folder")
+    p.set_defaults(func=cmd_results)
+
+    _add_plugin_commands(sub)
+    return parser
+
+
+def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Commands contributed by the reference plugins (cost, retrain), when installed."""
+    try:
+        from evaluators import cli_commands
+    except ImportError:
+        return
+    cli_commands.add_commands(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    errors = _user_errors()
+    try:
+        return int(args.func(args))
+    except errors as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

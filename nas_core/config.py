@@ -1,0 +1,178 @@
+"""Checking a standard NNI experiment config before any trial runs.
+
+``python -m nas_core search CONFIG`` refuses a config with a bad value (unknown strategy,
+unknown or invalid argument, malformed search space, missing data directory...) with one line
+that names the value. This module reads the config as NNI does (YAML, paths relative to the
+config file) and builds, once, every plugin the experiment would build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .registry import STRATEGIES, PluginArgumentError, RegistryError
+from .space import InvalidSpaceError, SearchSpace
+from .spec import SpecError, build_evaluator, load_mapping_file, parse_args_text
+
+TUNER_CLASS = "nas_core.nni_adapter.tuner.StrategyTuner"
+TRIAL_MODULE = "nas_core.trial"
+
+
+class ConfigError(ValueError):
+    """The experiment config has a bad value; the message names it (one line)."""
+
+
+@dataclass
+class SearchConfig:
+    """What we understood of an NNI config."""
+
+    path: Path
+    raw: dict[str, Any]
+    space: SearchSpace
+    trial_concurrency: int
+    max_trial_number: int | None
+    strategy: str | None = None
+    strategy_args: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    evaluator: str | None = None
+    evaluator_args: dict[str, Any] = field(default_factory=dict)
+    registered_tuners: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+def registered_tuner_names() -> dict[str, str]:
+    """Our builtin names for NNI (``tuner: {name: ...}``) mapped to strategy names."""
+    from .nni_names import BUILTIN_TUNERS
+
+    return dict(BUILTIN_TUNERS)
+
+
+def load_search_config(path: str | Path, *, check_evaluator: bool = True) -> SearchConfig:
+    """Read and check an NNI config file; raises :class:`ConfigError` naming the bad value."""
+    config_path = Path(path)
+    if not config_path.is_file():
+        raise ConfigError(f"config file {str(config_path)!r} does not exist")
+    try:
+        raw = load_mapping_file(config_path)
+    except SpecError as err:
+        raise ConfigError(str(err)) from None
+    base = config_path.parent
+
+    space = _read_space(raw, base)
+    concurrency = raw.get("trialConcurrency", 1)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(f"trialConcurrency={concurrency!r} must be a positive integer")
+    max_trials = raw.get("maxTrialNumber")
+    if max_trials is not None and (isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1):
+        raise ConfigError(f"maxTrialNumber={max_trials!r} must be a positive integer")
+    if "trialCommand" not in raw or not isinstance(raw["trialCommand"], str):
+        raise ConfigError("trialCommand is missing (e.g. 'python3 -m nas_core.trial --evaluator binary_width')")
+
+    config = SearchConfig(config_path, raw, space, concurrency, max_trials)
+    _read_tuner(config)
+    _read_trial(config, check_evaluator=check_evaluator)
+    return config
+
+
+def _read_space(raw: dict[str, Any], base: Path) -> SearchSpace:
+    if "searchSpace" in raw:
+        spec, where = raw["searchSpace"], "searchSpace"
+    elif "searchSpaceFile" in raw:
+        file = base / str(raw["searchSpaceFile"])
+        where = f"searchSpaceFile {str(raw['searchSpaceFile'])!r}"
+        try:
+            spec = load_mapping_file(file)
+        except SpecError as err:
+            raise ConfigError(f"{where}: {err}") from None
+    else:
+        raise ConfigError("the config has neither searchSpaceFile nor searchSpace")
+    try:
+        return SearchSpace.from_nni(spec)
+    except InvalidSpaceError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _read_tuner(config: SearchConfig) -> None:
+    tuner = config.raw.get("tuner")
+    if not isinstance(tuner, dict):
+        raise ConfigError(f"tuner={tuner!r} must be a mapping with className or name")
+    class_args = tuner.get("classArgs") or {}
+    if not isinstance(class_args, dict):
+        raise ConfigError(f"tuner.classArgs={class_args!r} must be a mapping")
+    class_name = str(tuner.get("className") or "").replace(":", ".")
+    builtin = tuner.get("name")
+    ours = registered_tuner_names()
+    if class_name == TUNER_CLASS:
+        strategy = class_args.get("strategy", "evolution")
+    elif builtin in ours:
+        strategy = class_args.get("strategy", ours[builtin])
+    else:
+        return  # an NNI tuner (TPE, Evolution...) or someone else's: NNI checks it
+    config.strategy = strategy
+    config.strategy_args = class_args.get("strategy_args") or {}
+    config.seed = class_args.get("seed", 0)
+    known = {"strategy", "strategy_args", "seed", "space", "space_args", "optimize_mode", "state_file",
+             "missing_result_timeout"}
+    unknown = sorted(set(class_args) - known)
+    if unknown:
+        raise ConfigError(f"tuner.classArgs: unknown argument {unknown[0]!r} (accepted: {', '.join(sorted(known))})")
+    if class_args.get("optimize_mode", "maximize") != "maximize":
+        raise ConfigError(f"tuner.classArgs.optimize_mode={class_args['optimize_mode']!r}: fitness is maximised")
+    if not isinstance(config.strategy_args, dict):
+        raise ConfigError(f"tuner.classArgs.strategy_args={config.strategy_args!r} must be a mapping")
+    try:
+        STRATEGIES.build(strategy, config.strategy_args, space=config.space, seed=config.seed)
+    except (RegistryError, PluginArgumentError) as err:
+        raise ConfigError(f"tuner.classArgs: {err}") from None
+
+
+def _trial_parser() -> argparse.ArgumentParser:
+    from .trial import make_parser
+
+    parser = make_parser()
+    parser.exit_on_error = False
+    return parser
+
+
+def _read_trial(config: SearchConfig, *, check_evaluator: bool) -> None:
+    try:
+        words = shlex.split(config.raw["trialCommand"])
+    except ValueError as err:
+        raise ConfigError(f"trialCommand {config.raw['trialCommand']!r}: {err}") from None
+    if "-m" not in words or words.index("-m") + 1 >= len(words) or words[words.index("-m") + 1] != TRIAL_MODULE:
+        return  # someone else's trial: nothing of ours to check
+    rest = words[words.index("-m") + 2:]
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            args = _trial_parser().parse_args(rest)
+    except (argparse.ArgumentError, SystemExit) as err:
+        detail = str(err) if isinstance(err, argparse.ArgumentError) else stderr.getvalue().strip().splitlines()[-1:]
+        raise ConfigError(f"trialCommand: {detail if isinstance(detail, str) else ' '.join(detail)}") from None
+    code_dir = config.base_dir / str(config.raw.get("trialCodeDirectory", "."))
+    try:
+        config.evaluator = args.evaluator
+        config.evaluator_args = parse_args_text(args.args, base_dir=code_dir)
+    except SpecError as err:
+        raise ConfigError(f"trialCommand --args: {err}") from None
+    if not check_evaluator:
+        return
+    try:
+        evaluator = build_evaluator(args.evaluator, config.evaluator_args)
+    except (SpecError, RegistryError, PluginArgumentError) as err:
+        raise ConfigError(f"trialCommand: {err}") from None
+    expected = evaluator.search_space()
+    if expected is not None and expected.to_nni() != config.space.to_nni():
+        raise ConfigError(
+            f"the search space file does not match evaluator {args.evaluator!r} "
+            f"(dimensions {list(expected.names)}); regenerate it with `python -m nas_core space-json`"
+        )

@@ -1,0 +1,278 @@
+"""What every search does around its strategy: dedup, failure handling, history, best and front.
+
+:class:`SearchDriver` sits between a runner (in-process or NNI) and a :class:`Strategy`:
+
+* **dedup** — an architecture that was already evaluated is never trained again: the stored
+  result is told to the strategy at once and the strategy is asked again. One that is being
+  trained right now by another trial waits for that trial's result.
+* **failure handling** — failed candidates (and results with non-finite metrics) are told as
+  failed, kept in the history with their reason, and never chosen as best. A failed
+  architecture proposed again reuses its failure rather than training again.
+* **history** — every outcome, with where it came from, in JSON-serialisable state together with
+  the strategy's own state, so a runner can persist it after every result.
+
+Strategies see driver-owned candidate ids (consecutive integers), so dedup and history replay
+never hand a strategy an id twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .space import Architecture
+from .strategy import FINISHED, WAIT, Ask, Strategy, StrategyError, TrialResult
+
+TrialId = int | str
+Source = Literal["trained", "reused", "replayed"]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One outcome told to the strategy."""
+
+    candidate_id: int
+    trial_id: TrialId | None
+    arch: Architecture
+    key: str
+    result: TrialResult
+    source: Source
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "candidate_id": self.candidate_id,
+            "trial_id": self.trial_id,
+            "arch": self.arch,
+            "key": self.key,
+            "result": self.result.to_json(),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Record:
+        return cls(
+            candidate_id=int(data["candidate_id"]),
+            trial_id=data.get("trial_id"),
+            arch=dict(data["arch"]),
+            key=str(data["key"]),
+            result=TrialResult.from_json(data["result"]),
+            source=data["source"],
+        )
+
+
+@dataclass
+class _InFlight:
+    candidate_id: int
+    trial_id: TrialId | None
+    arch: Architecture
+    followers: list[int]
+
+
+class SearchDriver:
+    """Dedup, failure handling and history around one strategy. Not thread-safe: lock outside."""
+
+    def __init__(self, strategy: Strategy, *, max_consecutive_duplicates: int = 10_000) -> None:
+        if max_consecutive_duplicates < 1:
+            raise ValueError(f"max_consecutive_duplicates must be >= 1, got {max_consecutive_duplicates!r}")
+        self.strategy = strategy
+        self.space = strategy.space
+        self.max_consecutive_duplicates = max_consecutive_duplicates
+        self.records: list[Record] = []
+        self._known: dict[str, Record] = {}  # key -> the record that evaluated it
+        self._in_flight: dict[str, _InFlight] = {}  # key -> candidate being trained
+        self._by_trial: dict[TrialId, str] = {}  # runner trial id -> key
+        self._next_candidate = 0
+        self._strategy_finished = False
+
+    # ------------------------------------------------------------------ asking
+    def ask(self, trial_id: TrialId) -> Ask:
+        """An architecture for runner trial ``trial_id`` to train, or WAIT, or FINISHED."""
+        if trial_id in self._by_trial:
+            raise StrategyError(f"trial id {trial_id!r} already has a pending candidate")
+        duplicates = 0
+        while True:
+            if self._strategy_finished:
+                return FINISHED
+            candidate = self._next_candidate
+            answer = self.strategy.ask(candidate)
+            if answer is FINISHED:
+                self._strategy_finished = True
+                return FINISHED
+            if answer is WAIT:
+                return WAIT
+            self._next_candidate += 1
+            arch: Architecture = answer  # type: ignore[assignment]
+            key = self.space.key(arch)
+            if key in self._known:
+                self._tell(candidate, None, arch, key, self._known[key].result, "reused")
+            elif key in self._in_flight:
+                self._in_flight[key].followers.append(candidate)
+            else:
+                self._in_flight[key] = _InFlight(candidate, trial_id, arch, [])
+                self._by_trial[trial_id] = key
+                return arch
+            duplicates += 1
+            if duplicates >= self.max_consecutive_duplicates:
+                raise StrategyError(
+                    f"strategy {self.strategy.name!r} proposed {duplicates} already-evaluated architectures "
+                    "in a row; is the search space exhausted?"
+                )
+
+    # ----------------------------------------------------------------- telling
+    def tell(self, trial_id: TrialId, result: TrialResult) -> Architecture:
+        """The result of the candidate handed to runner trial ``trial_id``; returns its architecture."""
+        key = self._by_trial.get(trial_id)
+        if key is None:
+            raise StrategyError(f"trial id {trial_id!r} has no pending candidate")
+        arch = self._in_flight[key].arch
+        self._resolve(key, result)
+        return arch
+
+    def fail(self, trial_id: TrialId, reason: str) -> Architecture | None:
+        """Mark ``trial_id`` failed if it is still pending; returns its architecture, if it was."""
+        if trial_id not in self._by_trial:
+            return None
+        return self.tell(trial_id, TrialResult.failed(reason))
+
+    def complete(self, arch: Mapping[str, Any], result: TrialResult) -> Source | Literal["duplicate", "upgraded"]:
+        """A result identified by its architecture rather than its trial id.
+
+        Resolves the pending candidate with that architecture (robust to runners that swap trial
+        ids), or, for an architecture never asked, replays it into the strategy (history replay on
+        resume). A result for an architecture already known is ignored ("duplicate"), except a
+        success arriving after a failure was recorded for it, which replaces the failure as the
+        stored result without telling the strategy twice ("upgraded").
+        """
+        canonical = self.space.validate(arch)
+        key = self.space.key(canonical)
+        if key in self._in_flight:
+            self._resolve(key, result)
+            return "trained"
+        known = self._known.get(key)
+        if known is not None:
+            if not known.result.ok and result.ok:
+                upgraded = Record(known.candidate_id, known.trial_id, canonical, key, result, known.source)
+                self._known[key] = upgraded
+                self.records.append(upgraded)
+                return "upgraded"
+            return "duplicate"
+        candidate = self._next_candidate
+        self._next_candidate += 1
+        self._tell(candidate, None, canonical, key, result, "replayed")
+        return "replayed"
+
+    def _resolve(self, key: str, result: TrialResult) -> None:
+        flight = self._in_flight.pop(key)
+        if flight.trial_id is not None:
+            self._by_trial.pop(flight.trial_id, None)
+        self._tell(flight.candidate_id, flight.trial_id, flight.arch, key, result, "trained")
+        for follower in flight.followers:
+            self._tell(follower, None, flight.arch, key, result, "reused")
+
+    def _tell(
+        self, candidate: int, trial_id: TrialId | None, arch: Architecture, key: str, result: TrialResult, source: Source
+    ) -> None:
+        record = Record(candidate, trial_id, arch, key, result, source)
+        self.records.append(record)
+        if source != "reused":
+            self._known[key] = record
+        self.strategy.tell(candidate, arch, result)
+
+    # ------------------------------------------------------------------- views
+    @property
+    def pending(self) -> dict[TrialId, Architecture]:
+        """Runner trials that were handed a candidate and have not reported."""
+        return {tid: self._in_flight[key].arch for tid, key in self._by_trial.items()}
+
+    @property
+    def orphans(self) -> list[Architecture]:
+        """Candidates in flight whose runner trial id is unknown (e.g. after a resume)."""
+        return [f.arch for f in self._in_flight.values() if f.trial_id is None]
+
+    @property
+    def finished(self) -> bool:
+        """The strategy answered FINISHED and no candidate is in flight."""
+        return self._strategy_finished and not self._in_flight
+
+    @property
+    def strategy_finished(self) -> bool:
+        return self._strategy_finished
+
+    def evaluated(self) -> list[Record]:
+        """One record per distinct architecture: the result that counts for it."""
+        return list(self._known.values())
+
+    def best(self, n: int = 1) -> list[Record]:
+        """The ``n`` best distinct architectures by fitness; failures are never included."""
+        return best_records(self._known.values(), n)
+
+    def pareto_front(self, maximize: str = "accuracy", minimize: str = "flops") -> list[Record]:
+        return pareto_front(self._known.values(), maximize=maximize, minimize=minimize)
+
+    # ------------------------------------------------------------------- state
+    def forget_trial_ids(self) -> None:
+        """Detach in-flight candidates from runner trial ids (a resumed runner reuses ids)."""
+        for flight in self._in_flight.values():
+            flight.trial_id = None
+        self._by_trial.clear()
+
+    def fail_orphans(self, reason: str) -> int:
+        """Fail every in-flight candidate without a runner trial id; returns how many."""
+        keys = [k for k, f in self._in_flight.items() if f.trial_id is None]
+        for key in keys:
+            self._resolve(key, TrialResult.failed(reason))
+        return len(keys)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "strategy": self.strategy.state_dict(),
+            "next_candidate": self._next_candidate,
+            "strategy_finished": self._strategy_finished,
+            "records": [r.to_json() for r in self.records],
+            "known": {key: self.records.index(rec) for key, rec in self._known.items()},
+            "in_flight": [
+                {"key": k, "candidate_id": f.candidate_id, "trial_id": f.trial_id, "arch": f.arch, "followers": f.followers}
+                for k, f in self._in_flight.items()
+            ],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("version") != 1:
+            raise StrategyError(f"unsupported search state version {state.get('version')!r}")
+        self.strategy.load_state_dict(state["strategy"])
+        self._next_candidate = int(state["next_candidate"])
+        self._strategy_finished = bool(state["strategy_finished"])
+        self.records = [Record.from_json(r) for r in state["records"]]
+        self._known = {key: self.records[int(i)] for key, i in state["known"].items()}
+        self._in_flight = {}
+        self._by_trial = {}
+        for entry in state["in_flight"]:
+            flight = _InFlight(int(entry["candidate_id"]), entry["trial_id"], dict(entry["arch"]), list(entry["followers"]))
+            self._in_flight[entry["key"]] = flight
+            if flight.trial_id is not None:
+                self._by_trial[flight.trial_id] = entry["key"]
+
+
+def best_records(records: Iterable[Record], n: int = 1) -> list[Record]:
+    """The ``n`` successful records of highest fitness (earliest first among equals)."""
+    ok = [r for r in records if r.result.ok]
+    ok.sort(key=lambda r: (-float(r.result.fitness or 0.0), r.candidate_id))
+    return ok[:n]
+
+
+def dominates(a: Record, b: Record, maximize: str, minimize: str) -> bool:
+    ya, xa = a.result.metrics[maximize], a.result.metrics[minimize]
+    yb, xb = b.result.metrics[maximize], b.result.metrics[minimize]
+    return ya >= yb and xa <= xb and (ya > yb or xa < xb)
+
+
+def pareto_front(records: Iterable[Record], *, maximize: str = "accuracy", minimize: str = "flops") -> list[Record]:
+    """Non-dominated successful records (higher ``maximize``, lower ``minimize``), by ``minimize``."""
+    usable = [
+        r for r in records if r.result.ok and maximize in r.result.metrics and minimize in r.result.metrics
+    ]
+    front = [r for r in usable if not any(dominates(o, r, maximize, minimize) for o in usable)]
+    front.sort(key=lambda r: (r.result.metrics[minimize], -r.result.metrics[maximize]))
+    return front

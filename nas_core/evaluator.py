@@ -1,0 +1,100 @@
+"""Evaluators score one candidate; objectives turn raw metrics into a fitness.
+
+The two are separate on purpose: an evaluator returns raw metrics (accuracy, FLOPs, memory...),
+and an :class:`Objective` computes the scalar the search maximises. Stored results can then be
+re-scored with another objective (say, another λ) without training anything again.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol
+
+from .space import Architecture, SearchSpace
+
+Metrics = dict[str, float]
+
+
+class CandidateFailed(RuntimeError):
+    """A candidate could not be scored (diverged, out of memory...); the message is the reason."""
+
+
+class Reporter(Protocol):
+    """Receives per-epoch intermediate values; in an NNI trial they become intermediate results."""
+
+    def __call__(self, step: int, metrics: Mapping[str, float]) -> None: ...
+
+
+def null_reporter(step: int, metrics: Mapping[str, float]) -> None:
+    """A reporter that ignores everything."""
+
+
+class Objective(ABC):
+    """Maps raw metrics to the fitness a strategy maximises."""
+
+    name: ClassVar[str] = "objective"
+
+    @abstractmethod
+    def fitness(self, metrics: Mapping[str, float]) -> float: ...
+
+    def describe(self) -> dict[str, Any]:
+        """JSON description stored next to results, so a reader knows how fitness was made."""
+        return {"name": self.name}
+
+
+class MetricObjective(Objective):
+    """Fitness is one metric as it is (maximised)."""
+
+    name = "metric"
+
+    def __init__(self, metric: str = "accuracy") -> None:
+        self.metric = metric
+
+    def fitness(self, metrics: Mapping[str, float]) -> float:
+        if self.metric not in metrics:
+            raise KeyError(f"metric {self.metric!r} missing; have {sorted(metrics)}")
+        return float(metrics[self.metric])
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "metric": self.metric}
+
+
+class Evaluator(ABC):
+    """Trains and scores one candidate architecture.
+
+    ``evaluate`` returns raw metrics only; ``objective`` turns them into fitness. Raise
+    :class:`CandidateFailed` with a reason when the candidate cannot be scored (e.g. NaN loss):
+    a failed candidate is never given a fitness of 0 and is never chosen as best.
+    """
+
+    name: ClassVar[str] = "evaluator"
+    objective: Objective
+
+    @abstractmethod
+    def evaluate(self, arch: Architecture, reporter: Reporter = null_reporter) -> Metrics: ...
+
+    def search_space(self) -> SearchSpace | None:
+        """The space this evaluator's architectures come from, when it knows one."""
+        return None
+
+    def prepare(self) -> None:
+        """Expensive once-per-experiment work (data download checks, supernet training)."""
+
+
+def check_metrics(metrics: object) -> Metrics:
+    """Validate an evaluator's output: a mapping of names to finite numbers.
+
+    Raises :class:`CandidateFailed` naming the offending metric, so a NaN never becomes a result.
+    """
+    if not isinstance(metrics, Mapping):
+        raise CandidateFailed(f"evaluator returned {type(metrics).__name__}, expected a mapping of metrics")
+    clean: Metrics = {}
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CandidateFailed(f"metric {name!r} is not a number: {value!r}")
+        if not math.isfinite(value):
+            raise CandidateFailed(f"metric {name!r} is not finite: {value!r}")
+        clean[str(name)] = float(value)
+    return clean

@@ -1,0 +1,113 @@
+"""Launching and watching an NNI experiment from a standard config file.
+
+The web server is bound to 127.0.0.1 unless asked otherwise: NNI itself listens on every
+interface without authentication, so a small script loaded into its node process
+(``NODE_OPTIONS=--require loopback.js``) passes the host to every ``listen`` call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import rest
+
+LOOPBACK_SHIM = Path(__file__).with_name("loopback.js")
+TERMINAL = ("DONE", "ERROR", "STOPPED")
+
+
+def bind_environment(host: str | None) -> None:
+    """Make NNI servers started from this process listen on ``host`` only (None: every interface).
+
+    Also puts this interpreter's directory first on PATH so that ``python3`` in a trial command
+    is the interpreter that has this project installed.
+    """
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[:1] != [bin_dir]:
+        os.environ["PATH"] = bin_dir + os.pathsep + path
+    options = [o for o in os.environ.get("NODE_OPTIONS", "").split() if str(LOOPBACK_SHIM) not in o]
+    if host is None:
+        os.environ.pop("NAS_CORE_BIND_HOST", None)
+    else:
+        os.environ["NAS_CORE_BIND_HOST"] = host
+        options = [*options, f"--require={LOOPBACK_SHIM}"]
+    if options:
+        os.environ["NODE_OPTIONS"] = " ".join(options)
+    else:
+        os.environ.pop("NODE_OPTIONS", None)
+
+
+@dataclass
+class Outcome:
+    experiment_id: str
+    status: str
+    experiment_dir: Path
+    trials: Counter[str]
+    errors: list[str]
+
+
+def quiet_nni_logging() -> None:
+    """NNI's experiment logger prints every step to the console; keep warnings only."""
+    for name in ("nni", "nni.experiment", "nni.runtime"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def start(config_path: str | Path, *, port: int, host: str | None, experiment_id: str | None = None) -> Any:
+    """Start the experiment described by ``config_path`` in the background; returns it."""
+    from nni.experiment import Experiment, ExperimentConfig
+
+    bind_environment(host)
+    config = ExperimentConfig.load(str(config_path))
+    experiment = Experiment(config, id=experiment_id)
+    experiment.start(port)
+    return experiment
+
+
+def experiment_dir(experiment: Any) -> Path:
+    config = experiment.config.canonical_copy()
+    return Path(config.experiment_working_directory) / experiment.id
+
+
+def trial_counts(port: int) -> Counter[str]:
+    jobs = rest.get(port, "trial-jobs") or []
+    return Counter(str(job.get("status")) for job in jobs)
+
+
+def wait(experiment: Any, *, poll: float = 2.0, progress: bool = True, timeout: float | None = None) -> Outcome:
+    """Poll the manager until the experiment is DONE, ERROR or STOPPED, showing progress."""
+    port = experiment.port
+    total = experiment.config.max_trial_number
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="trials", unit="trial")
+    started = time.monotonic()
+    status, counts, errors = "UNKNOWN", Counter[str](), []
+    try:
+        while True:
+            info = rest.get(port, "check-status") or {}
+            status = str(info.get("status"))
+            errors = list(info.get("errors") or [])
+            counts = trial_counts(port)
+            if bar is not None:
+                finished = sum(n for s, n in counts.items() if s not in ("WAITING", "RUNNING", "UNKNOWN"))
+                bar.n = finished
+                bar.set_postfix(status=status, running=counts.get("RUNNING", 0), failed=counts.get("FAILED", 0))
+                bar.refresh()
+            if status in TERMINAL:
+                break
+            if timeout is not None and time.monotonic() - started > timeout:
+                raise TimeoutError(f"experiment {experiment.id} still {status} after {timeout:.0f} s")
+            time.sleep(poll)
+    finally:
+        if bar is not None:
+            bar.close()
+    return Outcome(experiment.id, status, experiment_dir(experiment), counts, errors)

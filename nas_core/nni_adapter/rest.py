@@ -1,0 +1,72 @@
+"""The few calls to the NNI manager's REST API (``/api/v1/nni/...``) this project makes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+_logger = logging.getLogger("nas_core.rest")
+
+
+def port_from_channel(url: str) -> int | None:
+    """The manager's port from the tuner channel URL ``ws://localhost:PORT[/prefix]/tuner``."""
+    match = re.match(r"^wss?://[^/:]+:(\d+)(/|$)", url or "")
+    return int(match.group(1)) if match else None
+
+
+def request(port: int, method: str, api: str, body: Any = None, *, prefix: str = "", timeout: float = 20.0) -> Any:
+    parts = [f"http://127.0.0.1:{port}", prefix.strip("/"), "api/v1/nni", api.lstrip("/")]
+    url = "/".join(p for p in parts if p)
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method.upper(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        payload = resp.read()
+    return json.loads(payload) if payload else None
+
+
+def get(port: int, api: str, **kw: Any) -> Any:
+    return request(port, "GET", api, **kw)
+
+
+def submitted_keys(jobs: list[dict[str, Any]], field: str) -> set[str]:
+    """Candidate hashes found in the parameters of the manager's trial jobs."""
+    keys: set[str] = set()
+    for job in jobs:
+        for raw in job.get("hyperParameters") or []:
+            try:
+                params = json.loads(raw).get("parameters") or {}
+            except (TypeError, ValueError, AttributeError):
+                continue
+            if isinstance(params, dict) and field in params:
+                keys.add(str(params[field]))
+    return keys
+
+
+def cap_trial_number(port: int, sent: set[str], field: str, attempts: int = 30, delay: float = 2.0) -> bool:
+    """Set ``maxTrialNumber`` to the jobs submitted plus those sent but not yet submitted.
+
+    NNI then reaches DONE once running trials end, instead of waiting for trials the finished
+    strategy will never propose.
+    """
+    for _ in range(attempts):
+        try:
+            jobs = get(port, "trial-jobs") or []
+            missing = len(sent - submitted_keys(jobs, field))
+            profile = get(port, "experiment")
+            target = len(jobs) + missing
+            current = profile["params"].get("maxTrialNumber")
+            if current is None or current > target:
+                profile["params"]["maxTrialNumber"] = target
+                request(port, "PUT", "experiment?update_type=MAX_TRIAL_NUM", profile)
+                _logger.info("strategy finished: maxTrialNumber %s -> %s", current, target)
+            return True
+        except (urllib.error.URLError, OSError, KeyError, ValueError) as err:
+            _logger.warning("cannot update maxTrialNumber yet: %s", err)
+            time.sleep(delay)
+    _logger.error("strategy finished but maxTrialNumber could not be updated; stop the experiment with nnictl stop")
+    return False

@@ -1,0 +1,359 @@
+"""Any registered :class:`~nas_core.strategy.Strategy` as an NNI custom tuner.
+
+Configured in an NNI config as::
+
+    tuner:
+      className: nas_core.nni_adapter.tuner:StrategyTuner   # or a registered builtin name
+      codeDirectory: .
+      classArgs: {strategy: evolution, strategy_args: {population_size: 8}, seed: 0}
+
+What NNI 3.0 really does shapes this class (see the project's notes on NNI):
+
+* A hook that raises kills the dispatcher silently, so every hook catches, logs, and, for a
+  fatal configuration error, reports it to the manager so the experiment shows ERROR.
+* When the strategy answers WAIT (a generation barrier), the requested parameter ids are kept and
+  filled later through ``st_callback``, so no slot is lost and the experiment never stalls.
+* When the strategy is finished, the experiment's ``maxTrialNumber`` is lowered to the trials
+  already submitted, so NNI reaches DONE instead of sitting in TUNER_NO_MORE_TRIAL.
+* Trials may swap parameters under the local training service; every parameter set carries a
+  candidate key that the trial echoes in its final result, and results are matched by
+  architecture, never by ``trial_end``'s id alone.
+* State (strategy, RNG, history) is written atomically after every result; ``nnictl resume``
+  reloads it, and ``import_data`` merges finished trials without counting any twice.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from nni.tuner import Tuner
+
+from ..driver import SearchDriver
+from ..registry import STRATEGIES, PluginArgumentError, accepted_arguments
+from ..space import InvalidArchitectureError, SearchSpace
+from ..state_io import read_json, write_json_atomic
+from ..strategy import FINISHED, WAIT, Strategy, TrialResult
+from ..trial import CANDIDATE_FIELD
+from . import rest
+
+_logger = logging.getLogger("nas_core.tuner")
+
+STATE_FILE = "nas_search_state.json"
+
+
+class TunerConfigError(ValueError):
+    """A tuner class argument is wrong; the message names it."""
+
+
+def candidate_hash(key: str) -> str:
+    """Short, stable id of an architecture key (shown in the web UI's parameter column)."""
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:12]
+
+
+def split_parameters(parameters: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Separate an architecture from the candidate field the tuner added to it."""
+    arch = {k: v for k, v in parameters.items() if k != CANDIDATE_FIELD}
+    return arch, parameters.get(CANDIDATE_FIELD)
+
+
+def result_from_value(value: Any) -> TrialResult:
+    """Turn what a trial reported as its final result into a :class:`TrialResult`."""
+    if isinstance(value, dict):
+        if value.get("status") == "failed":
+            return TrialResult.failed(str(value.get("reason") or "trial reported failure"), value)
+        metrics = {k: v for k, v in value.items() if k not in ("default", "candidate", "status", "reason")}
+        return TrialResult.succeeded(metrics, value.get("default"))  # type: ignore[arg-type]
+    return TrialResult.succeeded({}, value)
+
+
+class StrategyTuner(Tuner):
+    """NNI custom tuner driving one of our strategies through :class:`SearchDriver`."""
+
+    def __init__(
+        self,
+        strategy: str = "evolution",
+        strategy_args: dict[str, Any] | None = None,
+        seed: int = 0,
+        space: str | None = None,
+        space_args: dict[str, Any] | None = None,
+        optimize_mode: str = "maximize",
+        state_file: str | None = None,
+        missing_result_timeout: float = 30.0,
+    ) -> None:
+        super().__init__()
+        # Errors here stop the tuner process before any trial: NNI shows the experiment as ERROR.
+        if optimize_mode != "maximize":
+            raise TunerConfigError(f"optimize_mode={optimize_mode!r}: fitness is always maximised; use 'maximize'")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TunerConfigError(f"seed={seed!r} must be an integer")
+        if strategy_args is not None and not isinstance(strategy_args, dict):
+            raise TunerConfigError(f"strategy_args={strategy_args!r} must be a mapping")
+        self._strategy_cls = STRATEGIES.resolve(strategy)
+        accepted, var_kw = accepted_arguments(self._strategy_cls)
+        for name in strategy_args or {}:
+            if name in ("space", "seed"):
+                raise TunerConfigError(f"strategy_args: {name!r} is set by the tuner (use the tuner's own '{name}')")
+            if not var_kw and name not in accepted:
+                raise TunerConfigError(
+                    f"strategy {strategy!r}: unknown argument {name!r} (accepted: "
+                    f"{', '.join(a for a in accepted if a not in ('space', 'seed'))})"
+                )
+        self._strategy_name = strategy
+        self._strategy_args = dict(strategy_args or {})
+        self._seed = seed
+        self._space_name = space
+        self._space_args = dict(space_args or {})
+        self._state_path = Path(state_file) if state_file else self._default_state_path()
+        self._missing_result_timeout = float(missing_result_timeout)
+
+        self._lock = threading.RLock()
+        self._driver: SearchDriver | None = None
+        self._loaded_state: dict[str, Any] | None = None
+        self._waiting: list[int] = []  # parameter ids NNI requested while the strategy said WAIT
+        self._st_callback: Any = None
+        self._sent_keys: dict[str, str] = {}  # candidate hash -> architecture key, for swap checks
+        self._finish_requested = False
+        self._fatal: str | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def _default_state_path(self) -> Path:
+        directory = os.environ.get("NNI_CHECKPOINT_DIRECTORY") or self.get_checkpoint_path() or "."
+        return Path(directory) / STATE_FILE
+
+    def load_checkpoint(self) -> None:
+        try:
+            if self._state_path.exists():
+                self._loaded_state = read_json(self._state_path)
+                _logger.info("loaded search state from %s", self._state_path)
+        except Exception as err:  # never raise from a hook
+            self._report_fatal(f"cannot read search state {self._state_path}: {err}")
+
+    def save_checkpoint(self) -> None:
+        with self._lock:
+            self._persist()
+
+    def update_search_space(self, search_space: dict[str, Any]) -> None:
+        with self._lock:
+            try:
+                if self._driver is not None:
+                    if SearchSpace.from_nni(search_space) != self._driver.space:
+                        _logger.warning("search space changed while running; keeping the original one")
+                    return
+                self._driver = SearchDriver(self._build_strategy(search_space))
+                if self._loaded_state is not None:
+                    self._driver.load_state_dict(self._loaded_state["driver"])
+                    # A resumed manager reuses or renumbers parameter ids: match by architecture.
+                    self._driver.forget_trial_ids()
+                    self._sent_keys = dict(self._loaded_state.get("sent_keys", {}))
+                    _logger.info("resumed: %d results, %d candidates in flight",
+                                 len(self._driver.records), len(self._driver.orphans))
+                self._persist()
+            except Exception as err:
+                self._report_fatal(f"cannot start strategy {self._strategy_name!r}: {err}")
+
+    def _build_strategy(self, search_space: dict[str, Any]) -> Strategy:
+        nni_space = SearchSpace.from_nni(search_space)
+        if self._space_name:
+            from ..registry import SPACES
+
+            space = SPACES.build(self._space_name, self._space_args)
+            if space.to_nni() != nni_space.to_nni():
+                raise TunerConfigError(
+                    f"space {self._space_name!r} does not match the experiment's search space file "
+                    "(regenerate it with `python -m nas_core space-json`)"
+                )
+        else:
+            space = nni_space
+        try:
+            return self._strategy_cls(space=space, seed=self._seed, **self._strategy_args)
+        except (ValueError, TypeError) as err:
+            raise PluginArgumentError(f"strategy {self._strategy_name!r}: {err}") from err
+
+    # ------------------------------------------------------------------- trials
+    def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict[str, Any]:
+        params = self.generate_multiple_parameters([parameter_id], **kwargs)
+        if not params:
+            from nni import NoMoreTrialError
+
+            raise NoMoreTrialError("no candidate available")
+        return params[0]
+
+    def generate_multiple_parameters(self, parameter_id_list: list[int], **kwargs: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        with self._lock:
+            try:
+                if kwargs.get("st_callback") is not None:
+                    self._st_callback = kwargs["st_callback"]
+                if self._driver is None or self._fatal:
+                    return out
+                for i, pid in enumerate(parameter_id_list):
+                    answer = self._driver.ask(pid)
+                    if answer is FINISHED:
+                        self._request_finish()
+                        break
+                    if answer is WAIT:
+                        if self._st_callback is not None:
+                            self._waiting.extend(parameter_id_list[i:])
+                        break
+                    out.append(self._parameters(answer))
+                self._persist()
+            except Exception as err:
+                _logger.exception("generate_multiple_parameters failed")
+                self._report_fatal(f"strategy {self._strategy_name!r} failed while proposing: {err}")
+        return out
+
+    def _parameters(self, arch: dict[str, Any]) -> dict[str, Any]:
+        assert self._driver is not None
+        key = self._driver.space.key(arch)
+        digest = candidate_hash(key)
+        self._sent_keys[digest] = key
+        return {**arch, CANDIDATE_FIELD: digest}
+
+    def _fill_waiting(self) -> None:
+        """Hand candidates to parameter ids kept while the strategy waited."""
+        assert self._driver is not None
+        while self._waiting and self._st_callback is not None:
+            pid = self._waiting[0]
+            answer = self._driver.ask(pid)
+            if answer is WAIT:
+                return
+            self._waiting.pop(0)
+            if answer is FINISHED:
+                self._waiting.clear()
+                self._request_finish()
+                return
+            self._st_callback(pid, self._parameters(answer))
+
+    def receive_trial_result(self, parameter_id: int, parameters: dict[str, Any], value: Any, **kwargs: Any) -> None:
+        with self._lock:
+            try:
+                if self._driver is None:
+                    return
+                arch = self._arch_of(parameters, value)
+                outcome = self._driver.complete(arch, result_from_value(value))
+                _logger.info("trial %s (%s): %s", parameter_id, outcome, value)
+                self._after_result()
+            except Exception:
+                _logger.exception("cannot use the result of parameter %s: %r", parameter_id, value)
+
+    def _arch_of(self, parameters: dict[str, Any], value: Any) -> dict[str, Any]:
+        assert self._driver is not None
+        arch, digest = split_parameters(parameters)
+        echoed = value.get("candidate") if isinstance(value, dict) else None
+        if echoed and digest and echoed != digest:
+            _logger.warning("trial echoed candidate %s but its parameters say %s; trusting the echo", echoed, digest)
+            if echoed in self._sent_keys:
+                return json.loads(self._sent_keys[echoed])
+        return self._driver.space.validate(arch)
+
+    def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
+        with self._lock:
+            try:
+                if self._driver is None or parameter_id not in self._driver.pending:
+                    return
+                if not success:
+                    self._driver.fail(parameter_id, "trial ended as failed, cancelled or early-stopped without a result")
+                    self._after_result()
+                elif self._missing_result_timeout >= 0:
+                    timer = threading.Timer(self._missing_result_timeout, self._check_missing, args=(parameter_id,))
+                    timer.daemon = True
+                    timer.start()
+            except Exception:
+                _logger.exception("trial_end(%s, %s) failed", parameter_id, success)
+
+    def _check_missing(self, parameter_id: int) -> None:
+        with self._lock:
+            try:
+                if self._driver is not None and parameter_id in self._driver.pending:
+                    self._driver.fail(parameter_id, "trial succeeded but reported no final result")
+                    self._after_result()
+            except Exception:
+                _logger.exception("missing-result check for %s failed", parameter_id)
+
+    def import_data(self, data: list[dict[str, Any]]) -> None:
+        with self._lock:
+            try:
+                if self._driver is None:
+                    return
+                for entry in data:
+                    try:
+                        arch = self._arch_of(dict(entry["parameter"]), entry.get("value"))
+                        outcome = self._driver.complete(arch, result_from_value(entry.get("value")))
+                        _logger.info("imported %s: %s", entry.get("parameter"), outcome)
+                    except (InvalidArchitectureError, KeyError, TypeError, ValueError) as err:
+                        _logger.warning("skipping imported trial %r: %s", entry, err)
+                self._after_result()
+            except Exception:
+                _logger.exception("import_data failed")
+
+    def _after_result(self) -> None:
+        assert self._driver is not None
+        self._fill_waiting()
+        self._persist()
+
+    # ------------------------------------------------------------------ finish
+    def _request_finish(self) -> None:
+        """Lower NNI's trial budget to what was submitted, so the experiment reaches DONE."""
+        if self._finish_requested:
+            return
+        self._finish_requested = True
+        _logger.info("strategy %r finished", self._strategy_name)
+        port = rest.port_from_channel(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
+        if port is None:
+            _logger.warning("strategy finished; cannot reach the NNI manager, stop the experiment with nnictl stop")
+            return
+        sent = set(self._sent_keys)
+        threading.Thread(target=rest.cap_trial_number, args=(port, sent, CANDIDATE_FIELD), daemon=True).start()
+
+    def _report_fatal(self, message: str) -> None:
+        """Log a fatal error and show it in NNI (experiment status ERROR) instead of hanging."""
+        self._fatal = message
+        _logger.error(message)
+        try:
+            from nni.runtime.msg_dispatcher_base import MsgDispatcherBase
+
+            for obj in gc.get_objects():
+                if isinstance(obj, MsgDispatcherBase):
+                    obj.report_error(message)
+                    break
+        except Exception:
+            _logger.exception("could not report the error to the NNI manager")
+
+    # ------------------------------------------------------------------- state
+    def _persist(self) -> None:
+        if self._driver is None:
+            return
+        try:
+            state = {
+                "version": 1,
+                "strategy": self._strategy_name,
+                "strategy_args": self._strategy_args,
+                "seed": self._seed,
+                "space": self._driver.space.to_nni(),
+                "sent_keys": self._sent_keys,
+                "driver": self._driver.state_dict(),
+            }
+            write_json_atomic(self._state_path, state)
+        except Exception:
+            _logger.exception("cannot write search state to %s", self._state_path)
+
+    def _on_exit(self) -> None:
+        with self._lock:
+            self._persist()
+
+    def _on_error(self) -> None:
+        with self._lock:
+            self._persist()
+
+
+def state_path_of(experiment_dir: str | os.PathLike[str]) -> Path:
+    """Where the tuner of the experiment in ``experiment_dir`` keeps its state."""
+    return Path(experiment_dir) / "checkpoint" / STATE_FILE
+

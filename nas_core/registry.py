@@ -1,0 +1,149 @@
+"""Registries of named plugins (spaces, evaluators, strategies).
+
+A registry maps names to classes or factories. Built-in plugins register lazily as
+``"package.module:Attr"`` strings, so listing names never imports torch. Any dotted path
+``package.module:Attr`` also resolves without registration, so a user's own plugin works
+as it is. Third-party packages may register through the entry-point groups
+``nas_core.spaces``, ``nas_core.evaluators`` and ``nas_core.strategies``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from importlib import metadata
+from typing import Any
+
+
+class RegistryError(ValueError):
+    """Unknown or duplicate plugin name, or a dotted path that does not import."""
+
+
+class PluginArgumentError(ValueError):
+    """A plugin was given an unknown or invalid argument; the message names it."""
+
+
+def import_dotted(path: str) -> Any:
+    """Import ``package.module:Attr`` (or ``package.module.Attr``) and return the attribute."""
+    if ":" in path:
+        module_name, _, attr_path = path.partition(":")
+    else:
+        module_name, _, attr_path = path.rpartition(".")
+    if not module_name or not attr_path:
+        raise RegistryError(f"{path!r} is not a dotted path of the form 'package.module:Class'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise RegistryError(f"cannot import module {module_name!r} from {path!r}: {err}") from None
+    target: Any = module
+    for part in attr_path.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise RegistryError(f"module {module_name!r} has no attribute {attr_path!r} (from {path!r})") from None
+    return target
+
+
+class Registry:
+    """Named plugins of one kind."""
+
+    def __init__(self, kind: str, builtin_package: str | None = None) -> None:
+        self.kind = kind
+        self._entries: dict[str, Any] = {}
+        self._builtin_package = builtin_package
+        self._builtins_loaded = builtin_package is None
+        self._entry_points_loaded = False
+
+    def register(self, name: str, target: Any) -> Any:
+        """Register ``target`` (a class, a factory or a dotted-path string) under ``name``."""
+        if not isinstance(name, str) or not name or ":" in name:
+            raise RegistryError(f"{self.kind} name must be a non-empty string without ':', got {name!r}")
+        if name in self._entries:
+            raise RegistryError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = target
+        return target
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def _load(self) -> None:
+        if not self._builtins_loaded:
+            self._builtins_loaded = True
+            importlib.import_module(self._builtin_package)  # type: ignore[arg-type]
+        if not self._entry_points_loaded:
+            self._entry_points_loaded = True
+            for entry in metadata.entry_points(group=f"nas_core.{self._builtin_package or self.kind}"):
+                if entry.name not in self._entries:
+                    self._entries[entry.name] = entry.value
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._entries
+
+    def resolve(self, name_or_path: str) -> Any:
+        """The plugin registered as ``name_or_path``, or imported from it as a dotted path."""
+        if not isinstance(name_or_path, str) or not name_or_path:
+            raise RegistryError(f"{self.kind} must be a name or a dotted path, got {name_or_path!r}")
+        self._load()
+        if name_or_path in self._entries:
+            target = self._entries[name_or_path]
+            if isinstance(target, str):
+                target = import_dotted(target)
+                self._entries[name_or_path] = target
+            return target
+        if ":" in name_or_path or "." in name_or_path:
+            return import_dotted(name_or_path)
+        raise RegistryError(
+            f"unknown {self.kind} {name_or_path!r}; registered: {', '.join(self.names()) or 'none'} "
+            "(or give a dotted path 'package.module:Class')"
+        )
+
+    def build(self, name_or_path: str, args: Mapping[str, Any] | None = None, **fixed: Any) -> Any:
+        """Resolve and construct a plugin, naming any unknown or invalid argument in the error."""
+        factory = self.resolve(name_or_path)
+        return build_plugin(factory, dict(args or {}), label=f"{self.kind} {name_or_path!r}", **fixed)
+
+
+def accepted_arguments(factory: Callable[..., Any]) -> tuple[list[str], bool]:
+    """Keyword arguments a factory accepts, and whether it takes ``**kwargs``."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return [], True
+    names = [
+        p.name
+        for p in signature.parameters.values()
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    return names, var_kw
+
+
+def build_plugin(factory: Callable[..., Any], args: dict[str, Any], *, label: str, **fixed: Any) -> Any:
+    if not isinstance(args, dict):
+        raise PluginArgumentError(f"{label}: arguments must be a mapping, got {args!r}")
+    accepted, var_kw = accepted_arguments(factory)
+    user_visible = [a for a in accepted if a not in fixed]
+    for key in args:
+        if not isinstance(key, str):
+            raise PluginArgumentError(f"{label}: argument names must be strings, got {key!r}")
+        if key in fixed:
+            raise PluginArgumentError(f"{label}: argument {key!r} is set by the framework and cannot be given")
+        if not var_kw and key not in accepted:
+            raise PluginArgumentError(
+                f"{label}: unknown argument {key!r} (accepted: {', '.join(user_visible) or 'none'})"
+            )
+    try:
+        return factory(**fixed, **args)
+    except (ValueError, TypeError) as err:
+        raise PluginArgumentError(f"{label}: {err}") from err
+
+
+SPACES = Registry("space", "spaces")
+EVALUATORS = Registry("evaluator", "evaluators")
+STRATEGIES = Registry("strategy", "strategies")

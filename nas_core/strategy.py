@@ -1,0 +1,171 @@
+"""Search strategies: the ask/tell interface every search algorithm implements.
+
+The runner owns trial ids. ``ask`` answers an architecture, :data:`WAIT` (e.g. at a generation
+barrier while results are outstanding) or :data:`FINISHED`. ``tell`` reports an outcome and must
+also accept results that were never asked for (history replayed on resume). State is JSON-only
+and includes the random generator, so a stopped search continues exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from .space import Architecture, InvalidArchitectureError, SearchSpace
+
+
+class StrategyError(RuntimeError):
+    """A strategy broke its contract (proposed an invalid architecture, bad state...)."""
+
+
+class _Signal:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+    def __reduce__(self) -> str:
+        return self._name
+
+
+WAIT = _Signal("WAIT")
+"""``ask`` answer: nothing to propose until outstanding results arrive."""
+
+FINISHED = _Signal("FINISHED")
+"""``ask`` answer: the strategy has nothing more to propose, ever."""
+
+Ask = Architecture | _Signal
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """The outcome of one candidate: succeeded with metrics and fitness, or failed with a reason."""
+
+    status: Literal["succeeded", "failed"]
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    fitness: float | None = None
+    reason: str | None = None
+
+    @classmethod
+    def succeeded(cls, metrics: Mapping[str, float], fitness: float) -> TrialResult:
+        """A success; a non-finite fitness or metric turns it into a failure naming the value."""
+        if isinstance(fitness, bool) or not isinstance(fitness, (int, float)) or not math.isfinite(fitness):
+            return cls.failed(f"fitness is not a finite number: {fitness!r}", metrics)
+        for name, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                return cls.failed(f"metric {name!r} is not a finite number: {value!r}", metrics)
+        return cls("succeeded", {k: float(v) for k, v in metrics.items()}, float(fitness))
+
+    @classmethod
+    def failed(cls, reason: str, metrics: Mapping[str, Any] | None = None) -> TrialResult:
+        kept = {
+            k: float(v)
+            for k, v in (metrics or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        }
+        return cls("failed", kept, None, reason or "failed")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "metrics": dict(self.metrics), "fitness": self.fitness, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TrialResult:
+        if data.get("status") == "succeeded":
+            return cls.succeeded(data.get("metrics", {}), data.get("fitness"))  # type: ignore[arg-type]
+        return cls.failed(str(data.get("reason") or "failed"), data.get("metrics"))
+
+
+def rng_state_to_json(rng: random.Random) -> list[Any]:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def rng_state_from_json(data: Any) -> tuple[Any, ...]:
+    try:
+        version, internal, gauss = data
+        return (int(version), tuple(int(x) for x in internal), gauss)
+    except (TypeError, ValueError) as err:
+        raise StrategyError(f"malformed random-generator state: {err}") from None
+
+
+class Strategy(ABC):
+    """Base class of every search strategy.
+
+    Subclasses implement ``_ask``, ``_tell``, ``_state_dict`` and ``_load_state_dict``; the base
+    validates proposals and handles the random generator and the JSON envelope. Constructors are
+    keyword-only; validate every argument there and raise ``ValueError`` naming it.
+
+    Capability flags (class attributes) declare what a strategy does not support, so runners and
+    the conformance suite need not guess from names.
+    """
+
+    name: ClassVar[str] = ""
+    supports_parallel: ClassVar[bool] = True
+    """False if at most one ask may be outstanding at a time."""
+    may_wait: ClassVar[bool] = False
+    """True if ``ask`` can answer :data:`WAIT` (e.g. generation barriers)."""
+    reaches_optimum: ClassVar[bool] = True
+    """False for strategies not meant to optimise (the conformance suite skips its quality check)."""
+
+    def __init__(self, *, space: SearchSpace, seed: int = 0) -> None:
+        if not isinstance(space, SearchSpace):
+            raise ValueError(f"space must be a SearchSpace, got {type(space).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        self.space = space
+        self.seed = seed
+        self.rng = random.Random(seed)
+
+    # ------------------------------------------------------------------ public
+    def ask(self, trial_id: int) -> Ask:
+        answer = self._ask(trial_id)
+        if answer is WAIT or answer is FINISHED:
+            return answer
+        try:
+            return self.space.validate(answer)
+        except InvalidArchitectureError as err:
+            raise StrategyError(f"strategy {self.name!r} proposed an invalid architecture: {err}") from None
+
+    def tell(self, trial_id: int, arch: Architecture, result: TrialResult) -> None:
+        """Report an outcome; ``trial_id`` may be one this strategy never asked (history replay)."""
+        self._tell(trial_id, self.space.validate(arch), result)
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state, random generator included."""
+        return {
+            "strategy": self.name or type(self).__name__,
+            "seed": self.seed,
+            "rng": rng_state_to_json(self.rng),
+            "state": self._state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        expected = self.name or type(self).__name__
+        if state.get("strategy") != expected:
+            raise StrategyError(f"state belongs to strategy {state.get('strategy')!r}, not {expected!r}")
+        self.rng.setstate(rng_state_from_json(state["rng"]))
+        self._load_state_dict(state["state"])
+
+    # ------------------------------------------------------------------- hooks
+    @abstractmethod
+    def _ask(self, trial_id: int) -> Ask: ...
+
+    @abstractmethod
+    def _tell(self, trial_id: int, arch: Architecture, result: TrialResult) -> None: ...
+
+    @abstractmethod
+    def _state_dict(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _load_state_dict(self, state: Mapping[str, Any]) -> None: ...

@@ -1,0 +1,110 @@
+"""The trial entry point run by NNI's ``trialCommand``::
+
+    python -m nas_core.trial --evaluator binary_width --args evaluator.yml
+
+It gets the parameters from NNI, validates them against the evaluator's search space, trains
+and scores the candidate, reports every epoch as an intermediate result and ends with a final
+dict whose numeric ``default`` is the fitness, followed by every metric. A candidate that fails
+(e.g. its loss diverged) is reported with ``status: failed`` and its reason, and the process
+exits with status 1 so NNI marks the trial FAILED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from .evaluator import CandidateFailed, Evaluator, check_metrics
+from .registry import PluginArgumentError, RegistryError
+from .space import InvalidArchitectureError
+from .spec import SpecError, build_evaluator, parse_args_text
+
+CANDIDATE_FIELD = "_candidate"
+"""Parameter field carrying the tuner's candidate hash; the trial echoes it as ``candidate``."""
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nas_core.trial", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--evaluator", required=True, help="registered evaluator name or dotted path package.module:Class")
+    parser.add_argument("--args", default=None, help="evaluator arguments: a JSON object, or a .json/.yml file")
+    parser.add_argument("--arch", default=None,
+                        help="architecture as a JSON object, to run one candidate outside NNI (for debugging)")
+    return parser
+
+
+def _default_value(evaluator: Evaluator, metrics: Mapping[str, float]) -> float:
+    try:
+        return float(evaluator.objective.fitness(metrics))
+    except Exception:
+        if "accuracy" in metrics:
+            return float(metrics["accuracy"])
+        return float(next(iter(metrics.values()), 0.0))
+
+
+def run_trial(evaluator: Evaluator, params: Mapping[str, Any], *, intermediate: Any, final: Any) -> int:
+    """Evaluate one parameter set and report through the given callables; returns the exit status."""
+    arch = {k: v for k, v in params.items() if k != CANDIDATE_FIELD}
+    candidate = params.get(CANDIDATE_FIELD)
+    echo: dict[str, Any] = {"candidate": candidate} if candidate is not None else {}
+    space = evaluator.search_space()
+    try:
+        if space is not None:
+            arch = space.validate(arch)
+    except InvalidArchitectureError as err:
+        final({"default": 0.0, "status": "failed", "reason": f"invalid parameters: {err}", **echo})
+        print(f"error: invalid parameters: {err}", file=sys.stderr)
+        return 2
+
+    def reporter(step: int, metrics: Mapping[str, float]) -> None:
+        intermediate({"default": _default_value(evaluator, metrics), **dict(metrics)})
+
+    started = time.perf_counter()
+    try:
+        metrics = check_metrics(evaluator.evaluate(arch, reporter))
+        fitness = float(evaluator.objective.fitness(metrics))
+        metrics["evaluator_seconds"] = time.perf_counter() - started
+        final({"default": fitness, **metrics, "status": "succeeded", **echo})
+        print(f"fitness {fitness:.4f} for {json.dumps(arch)}")
+        return 0
+    except CandidateFailed as err:
+        reason = str(err)
+    except Exception as err:  # the candidate failed; the search goes on
+        traceback.print_exc()
+        reason = f"{type(err).__name__}: {err}"
+    final({"default": 0.0, "status": "failed", "reason": reason, **echo})
+    print(f"candidate failed: {reason}", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        evaluator = build_evaluator(args.evaluator, parse_args_text(args.args))
+    except (SpecError, RegistryError, PluginArgumentError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.arch is not None:
+        try:
+            params = json.loads(args.arch)
+        except json.JSONDecodeError as err:
+            print(f"error: --arch is not a JSON object: {err}", file=sys.stderr)
+            return 2
+        return run_trial(evaluator, params, intermediate=lambda m: print("epoch", json.dumps(m)),
+                         final=lambda m: print("final", json.dumps(m)))
+    from .nni_adapter import trial_io
+
+    params = trial_io.get_parameters()
+    if params is None:
+        print("error: NNI gave this trial no parameters (run it under NNI, or pass --arch)", file=sys.stderr)
+        return 2
+    return run_trial(evaluator, params, intermediate=trial_io.report_intermediate, final=trial_io.report_final)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

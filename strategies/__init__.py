@@ -1,0 +1,8 @@
+"""Built-in search strategies, registered by name (imported lazily)."""
+
+from nas_core.registry import STRATEGIES
+
+STRATEGIES.register("evolution", "strategies.evolution:Evolution")
+STRATEGIES.register("random", "strategies.random_search:RandomSearch")
+STRATEGIES.register("regularized_evolution", "strategies.regularized_evolution:RegularizedEvolution")
+STRATEGIES.register("nsga2", "strategies.nsga2:NSGA2")

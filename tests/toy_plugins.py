@@ -1,0 +1,90 @@
+"""Cheap plugins for tests: an analytic evaluator and a batch strategy with a barrier."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from nas_core import FINISHED, WAIT, CandidateFailed, Evaluator, MetricObjective, SearchSpace, Strategy, TrialResult
+from nas_core.evaluator import Reporter, null_reporter
+from nas_core.space import Architecture, Dimension
+
+
+def toy_space(dims: int = 3, choices: int = 4) -> SearchSpace:
+    return SearchSpace([Dimension(f"layer{i}", tuple(range(choices))) for i in range(dims)])
+
+
+class ToyEvaluator(Evaluator):
+    """Score = sum of choices (higher is better); flops grow with the choices too."""
+
+    name = "toy"
+
+    def __init__(self, *, dims: int = 3, choices: int = 4, sleep: float = 0.0, epochs: int = 3,
+                 fail_when_sum: int | None = None) -> None:
+        if dims < 1:
+            raise ValueError(f"dims must be >= 1, got {dims}")
+        self.space = toy_space(dims, choices)
+        self.sleep = sleep
+        self.epochs = epochs
+        self.fail_when_sum = fail_when_sum
+        self.objective = MetricObjective("accuracy")
+
+    def search_space(self) -> SearchSpace:
+        return self.space
+
+    def evaluate(self, arch: Architecture, reporter: Reporter = null_reporter) -> dict[str, float]:
+        total = sum(int(v) for v in arch.values())
+        if self.fail_when_sum is not None and total == self.fail_when_sum:
+            raise CandidateFailed(f"loss diverged (NaN) for sum {total}")
+        for epoch in range(self.epochs):
+            if self.sleep:
+                time.sleep(self.sleep / self.epochs)
+            reporter(epoch, {"accuracy": float(total) * (epoch + 1) / self.epochs})
+        return {"accuracy": float(total), "flops": float(total * total + 1)}
+
+
+class BatchStrategy(Strategy):
+    """Proposes the space in index order, ``batch`` at a time, waiting for each whole batch."""
+
+    name = "batch"
+    may_wait = True
+    reaches_optimum = False
+
+    def __init__(self, *, space: SearchSpace, seed: int = 0, batch: int = 3, batches: int = 4) -> None:
+        super().__init__(space=space, seed=seed)
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch!r}")
+        self.batch = batch
+        self.batches = batches
+        self.asked: list[int] = []
+        self.told: set[int] = set()
+        self.next_index = 0
+
+    def _ask(self, trial_id: int) -> Any:
+        if len(self.asked) >= self.batch * self.batches:
+            return FINISHED
+        if len(self.asked) % self.batch == 0 and any(t not in self.told for t in self.asked):
+            return WAIT
+        self.asked.append(trial_id)
+        arch = self.space.decode(self._digits(self.next_index))
+        self.next_index += 1
+        return arch
+
+    def _digits(self, index: int) -> list[int]:
+        out = []
+        for dim in reversed(self.space.dimensions):
+            out.append(index % len(dim.choices))
+            index //= len(dim.choices)
+        return list(reversed(out))
+
+    def _tell(self, trial_id: int, arch: Architecture, result: TrialResult) -> None:
+        self.told.add(trial_id)
+
+    def _state_dict(self) -> dict[str, Any]:
+        return {"asked": self.asked, "told": sorted(self.told), "next_index": self.next_index}
+
+    def _load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.asked = list(state["asked"])
+        self.told = set(state["told"])
+        self.next_index = int(state["next_index"])
