@@ -29,12 +29,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .spec import SpecError
 
     extra: list[type[BaseException]] = [ConfigError, ResultsError, SpecError, InvalidSpaceError, InvalidArchitectureError]
-    try:
-        from evaluators.data import DataError
-
-        extra.append(DataError)
-    except ImportError:
-        pass
+    data_module = sys.modules.get("evaluators.data")  # only if a command loaded it: never import torch here
+    if data_module is not None:
+        extra.append(data_module.DataError)
     return (*USER_ERRORS, *extra)
 
 

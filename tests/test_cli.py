@@ -1,0 +1,75 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from nas_core.cli import main
+from tests.conftest import REPO
+
+
+def run_cli(*argv):
+    return subprocess.run([sys.executable, "-m", "nas_core", *argv], capture_output=True, text=True, cwd=REPO)
+
+
+def test_help_on_every_command():
+    for command in ([], ["search"], ["validate"], ["strategies"], ["spaces"], ["evaluators"], ["space-json"],
+                    ["results"]):
+        out = run_cli(*command, "--help")
+        assert out.returncode == 0 and "usage:" in out.stdout
+
+
+def test_strategies_lists_registered_names(capsys):
+    assert main(["strategies", "--json"]) == 0
+    assert {"evolution", "random", "regularized_evolution", "nsga2"} <= set(json.loads(capsys.readouterr().out))
+
+
+def test_validate_accepts_a_good_config(make_toy_config, capsys):
+    assert main(["validate", str(make_toy_config())]) == 0
+    assert "OK (3 dimensions" in capsys.readouterr().out
+
+
+BAD_TUNER = {"className": "nas_core.nni_adapter.tuner.StrategyTuner", "codeDirectory": str(REPO)}
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"tuner": {**BAD_TUNER, "classArgs": {"strategy": "no_such_strategy"}}}, "unknown strategy 'no_such_strategy'"),
+    ({"tuner": {**BAD_TUNER, "classArgs": {"strategy": "tests.toy_plugins:BatchStrategy",
+                                           "strategy_args": {"bacth": 2}}}}, "unknown argument 'bacth'"),
+    ({"tuner": {**BAD_TUNER, "classArgs": {"strategy": "tests.toy_plugins:BatchStrategy",
+                                           "strategy_args": {"batch": 0}}}}, "batch must be >= 1, got 0"),
+    ({"tuner": {**BAD_TUNER, "classArgs": {"seeed": 1}}}, "unknown argument 'seeed'"),
+    ({"searchSpace": {"layer0": {"_type": "choice", "_value": []}}}, "dimension 'layer0': needs a non-empty list"),
+    ({"trialConcurrency": 0}, "trialConcurrency=0"),
+    ({"maxTrialNumber": -3}, "maxTrialNumber=-3"),
+    ({"trialCommand": "python3 -m nas_core.trial --evaluator nope_eval"}, "unknown evaluator 'nope_eval'"),
+    ({"trialCommand": "python3 -m nas_core.trial --evaluator tests.toy_plugins:ToyEvaluator --args '{\"dims\": 0}'"},
+     "dims must be >= 1, got 0"),
+    ({"trialCommand": "python3 -m nas_core.trial --evaluator tests.toy_plugins:ToyEvaluator --args '{\"dims\": 4}'"},
+     "does not match evaluator"),
+    ({"trialCommand": "python3 -m nas_core.trial --evaluator tests.toy_plugins:ToyEvaluator --args missing.yml"},
+     "missing.yml: no such file"),
+    ({"trialCommand": "python3 -m nas_core.trial"}, "--evaluator"),
+])
+def test_bad_values_stop_with_one_line_naming_them(make_toy_config, override, message, capsys):
+    path = make_toy_config(**override)
+    if "searchSpace" in override:
+        import yaml
+        data = yaml.safe_load(path.read_text())
+        data.pop("searchSpaceFile")
+        path.write_text(yaml.safe_dump(data))
+    assert main(["search", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert message in err
+    assert not (path.parent / "experiments").exists()  # stopped before any trial
+
+
+def test_missing_config_file():
+    out = run_cli("search", "/nonexistent/config.yml")
+    assert out.returncode == 2 and "'/nonexistent/config.yml' does not exist" in out.stderr
+
+
+def test_space_json_unknown_space():
+    out = run_cli("space-json", "no_such_space")
+    assert out.returncode == 2 and "unknown space 'no_such_space'" in out.stderr

@@ -1,0 +1,125 @@
+"""The NNI tuner adapter, driven directly (no NNI manager): slots, persistence, resume, no raising."""
+
+import json
+
+import pytest
+
+from nas_core.nni_adapter import rest
+from nas_core.nni_adapter.tuner import StrategyTuner, TunerConfigError, candidate_hash
+from tests.toy_plugins import toy_space
+
+STRATEGY = "tests.toy_plugins:BatchStrategy"
+
+
+def make(tmp_path, **kw):
+    tuner = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0,
+                          state_file=str(tmp_path / "state.json"), missing_result_timeout=-1, **kw)
+    tuner.update_search_space(toy_space().to_nni())
+    return tuner
+
+
+def result(params, fitness):
+    return {"default": fitness, "accuracy": fitness, "candidate": params["_candidate"], "status": "succeeded"}
+
+
+def test_wait_keeps_slots_and_fills_them_through_st_callback(tmp_path):
+    tuner = make(tmp_path)
+    filled = []
+    params = tuner.generate_multiple_parameters([1, 2, 3], st_callback=lambda pid, p: filled.append((pid, p)))
+    assert len(params) == 2 and filled == []  # the third id waits at the batch barrier
+    tuner.receive_trial_result(1, params[0], result(params[0], 1.0))
+    assert filled == []
+    tuner.receive_trial_result(2, params[1], result(params[1], 2.0))
+    assert [pid for pid, _ in filled] == [3]
+    assert filled[0][1]["_candidate"] == candidate_hash(toy_space().key(
+        {k: v for k, v in filled[0][1].items() if k != "_candidate"}))
+
+
+def test_state_is_persisted_after_every_result_and_resume_continues(tmp_path):
+    tuner = make(tmp_path)
+    params = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *a: None)
+    tuner.receive_trial_result(1, params[0], result(params[0], 1.0))
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert len(state["driver"]["records"]) == 1
+    # resume: a new tuner process loads the state; the running trial's result arrives via import_data
+    again = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0,
+                          state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
+    again.load_checkpoint()
+    again.update_search_space(toy_space().to_nni())
+    again.import_data([{"parameter": params[0], "value": result(params[0], 1.0)},  # already known: not doubled
+                       {"parameter": params[1], "value": result(params[1], 2.0)}])
+    records = again._driver.records
+    assert [r.result.fitness for r in records] == [1.0, 2.0]
+    nxt = again.generate_multiple_parameters([10, 11], st_callback=lambda *a: None)
+    assert len(nxt) == 2 and nxt[0] != params[0]
+
+
+def test_failed_trial_end_fails_the_pending_candidate(tmp_path):
+    tuner = make(tmp_path)
+    params = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *a: None)
+    tuner.trial_end(1, False)
+    tuner.trial_end(2, True)  # success without metric yet: nothing happens
+    records = tuner._driver.records
+    assert len(records) == 1 and records[0].result.status == "failed"
+    tuner.receive_trial_result(2, params[1], {"default": 0, "status": "failed", "reason": "NaN loss",
+                                              "candidate": params[1]["_candidate"]})
+    assert tuner._driver.records[-1].result.reason == "NaN loss"
+
+
+def test_swapped_parameters_are_matched_by_the_echoed_candidate(tmp_path):
+    tuner = make(tmp_path)
+    a, b = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
+    # trial with parameter id 1 actually trained b and echoes b's candidate
+    tuner.receive_trial_result(1, a, result(b, 5.0))
+    (record,) = tuner._driver.records
+    assert record.arch == {k: v for k, v in b.items() if k != "_candidate"}
+
+
+def test_hooks_never_raise(tmp_path):
+    tuner = make(tmp_path)
+    tuner.receive_trial_result(1, {"bogus": 1}, "not a result")
+    tuner.trial_end(12345, False)
+    tuner.import_data([{"parameter": {"x": 1}, "value": 3}])
+    assert tuner.generate_multiple_parameters([1], st_callback=lambda *a: None)
+
+
+def test_bad_space_is_reported_not_raised(tmp_path):
+    tuner = StrategyTuner(strategy=STRATEGY, state_file=str(tmp_path / "s.json"))
+    tuner.update_search_space({"x": {"_type": "uniform", "_value": [0, 1]}})
+    assert tuner._fatal and "'uniform' is not supported" in tuner._fatal
+    assert tuner.generate_multiple_parameters([1], st_callback=lambda *a: None) == []
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"strategy_args": {"nope": 1}}, "unknown argument 'nope'"),
+    ({"seed": "x"}, "seed='x'"),
+    ({"optimize_mode": "minimize"}, "optimize_mode='minimize'"),
+    ({"strategy_args": {"seed": 1}}, "'seed' is set by the tuner"),
+])
+def test_bad_class_args_stop_before_any_trial(kw, message):
+    with pytest.raises(TunerConfigError, match=message):
+        StrategyTuner(strategy=STRATEGY, **kw)
+
+
+def test_finished_strategy_requests_the_end(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setenv("NNI_TUNER_COMMAND_CHANNEL", "ws://localhost:4567/tuner")
+    monkeypatch.setattr(rest, "cap_trial_number", lambda port, sent, field: calls.append((port, len(sent))))
+    tuner = make(tmp_path)
+    for round_ in range(2):
+        params = tuner.generate_multiple_parameters([10 * round_, 10 * round_ + 1], st_callback=lambda *a: None)
+        for i, p in enumerate(params):
+            tuner.receive_trial_result(10 * round_ + i, p, result(p, 1.0))
+    assert tuner.generate_multiple_parameters([99], st_callback=lambda *a: None) == []
+    import time
+    time.sleep(0.1)
+    assert calls == [(4567, 4)]
+
+
+def test_rest_helpers():
+    assert rest.port_from_channel("ws://localhost:8080/tuner") == 8080
+    assert rest.port_from_channel("ws://localhost:9000/prefix/tuner") == 9000
+    assert rest.port_from_channel("") is None
+    jobs = [{"hyperParameters": [json.dumps({"parameter_id": 1, "parameters": {"a": 1, "_candidate": "h1"}})]},
+            {"hyperParameters": ["garbage"]}]
+    assert rest.submitted_keys(jobs, "_candidate") == {"h1"}
