@@ -14,7 +14,6 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m nas_core register --quiet
 	$(PY) -m nas_core search examples/digits/config.yml
 
 test: $(STAMP)

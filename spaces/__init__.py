@@ -1,0 +1,5 @@
+"""Built-in search spaces, registered by name (imported lazily)."""
+
+from nas_core.registry import SPACES
+
+SPACES.register("binary_width", "spaces.width:BinaryWidthSpace")

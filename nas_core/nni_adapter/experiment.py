@@ -91,16 +91,18 @@ def wait(experiment: Any, *, poll: float = 2.0, progress: bool = True, timeout: 
         bar = tqdm(total=total, desc="trials", unit="trial")
     started = time.monotonic()
     status, counts, errors = "UNKNOWN", Counter[str](), []
+    shown: tuple[object, ...] = ()
     try:
         while True:
             info = rest.get(port, "check-status") or {}
             status = str(info.get("status"))
             errors = list(info.get("errors") or [])
             counts = trial_counts(port)
-            if bar is not None:
-                finished = sum(n for s, n in counts.items() if s not in ("WAITING", "RUNNING", "UNKNOWN"))
+            finished = sum(n for s, n in counts.items() if s not in ("WAITING", "RUNNING", "UNKNOWN"))
+            if bar is not None and (finished, status, counts.get("FAILED", 0)) != shown:
+                shown = (finished, status, counts.get("FAILED", 0))
                 bar.n = finished
-                bar.set_postfix(status=status, running=counts.get("RUNNING", 0), failed=counts.get("FAILED", 0))
+                bar.set_postfix(status=status, failed=counts.get("FAILED", 0), refresh=False)
                 bar.refresh()
             if status in TERMINAL:
                 break

@@ -1,0 +1,239 @@
+"""The paper's evaluator: train a width-coded binary network briefly and score it.
+
+Fitness (Eq. 4): ``max(Acc − λ · FLOPs / FLOPs(binary 1×), 0)`` with Acc the top-1 validation
+accuracy in percent, FLOPs counting binary layers / 64, and λ = 4. The objective is separate
+from the raw metrics (:class:`BinaryFitness`), so stored results can be re-scored with
+another λ without training again.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nas_core.evaluator import CandidateFailed, Evaluator, Metrics, Objective, Reporter, null_reporter
+from nas_core.space import Architecture
+
+from spaces.width import PAPER_RATIOS, BinaryWidthSpace
+
+DEFAULT_WIDTH_SCALE = {"digits": 0.125, "cifar10": 1.0, "imagenet": 1.0}
+DEFAULT_IMAGE_SIZE = {"digits": 8, "cifar10": 32, "imagenet": 224}
+
+
+class BinaryFitness(Objective):
+    """``max(accuracy − λ · flops_norm, 0)``: the paper's Eq. 4."""
+
+    name = "binary_fitness"
+
+    def __init__(self, lam: float = 4.0) -> None:
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam) or lam < 0:
+            raise ValueError(f"lam (λ) must be a non-negative number, got {lam!r}")
+        self.lam = float(lam)
+
+    def fitness(self, metrics: Mapping[str, float]) -> float:
+        return max(float(metrics["accuracy"]) - self.lam * float(metrics["flops_norm"]), 0.0)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "lam": self.lam}
+
+
+def _check_data_root(dataset: str, data_dir: str | None) -> None:
+    from .data import DATASETS, DataError
+
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset={dataset!r} must be one of {DATASETS}")
+    if dataset == "digits":
+        return
+    if not data_dir:
+        raise DataError(f"{dataset}: data_dir is required (no download here); point it at the data set's directory")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"{dataset}: data_dir {str(root)!r} does not exist")
+    if dataset == "cifar10" and not (root / "cifar-10-batches-py" / "data_batch_1").is_file():
+        raise DataError(f"cifar10: {root} has no cifar-10-batches-py/data_batch_1 "
+                        "(expected torchvision's CIFAR-10 python format)")
+    if dataset == "imagenet" and not ((root / "train").is_dir() and (root / "val").is_dir()):
+        raise DataError(f"imagenet: {root} needs train/ and val/ ImageFolder trees (one folder per class)")
+
+
+class BinaryWidthEvaluator(Evaluator):
+    """Trains a binary network with the candidate's per-layer widths for a few epochs."""
+
+    name = "binary_width"
+
+    def __init__(
+        self,
+        *,
+        backbone: str = "vgg_small",
+        dataset: str = "digits",
+        data_dir: str | None = None,
+        ratios: Sequence[float] = PAPER_RATIOS,
+        width_scale: float | None = None,
+        image_size: int | None = None,
+        epochs: int = 10,
+        batch_size: int = 64,
+        optimizer: str = "adam",
+        lr: float = 2e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        schedule: str = "cosine",
+        subset_per_class: int | None = None,
+        val_size: int | None = None,
+        lam: float = 4.0,
+        seed: int = 0,
+        supernet: bool = False,
+        supernet_epochs: int | None = None,
+        cache_dir: str | None = None,
+        device: str = "auto",
+        num_workers: int = 0,
+        threads: int | None = None,
+    ) -> None:
+        from .training import TrainConfig
+
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        _check_data_root(dataset, data_dir)
+        self.space = BinaryWidthSpace(backbone=backbone, ratios=ratios)
+        self.backbone = backbone
+        self.dataset = dataset
+        self.data_dir = data_dir
+        self.width_scale = DEFAULT_WIDTH_SCALE[dataset] if width_scale is None else width_scale
+        if isinstance(self.width_scale, bool) or not isinstance(self.width_scale, (int, float)) or self.width_scale <= 0:
+            raise ValueError(f"width_scale must be a positive number, got {self.width_scale!r}")
+        self.image_size = image_size or DEFAULT_IMAGE_SIZE[dataset]
+        self.train_config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                                        momentum=momentum, weight_decay=weight_decay, schedule=schedule)
+        for name, value in (("subset_per_class", subset_per_class), ("val_size", val_size),
+                            ("supernet_epochs", supernet_epochs), ("threads", threads)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        if not isinstance(supernet, bool):
+            raise ValueError(f"supernet must be true or false, got {supernet!r}")
+        self.subset_per_class = subset_per_class
+        self.val_size = val_size
+        self.seed = seed
+        self.supernet = supernet
+        self.supernet_epochs = supernet_epochs or max(3 * epochs, 1)
+        self.cache_dir = cache_dir
+        self.device_name = device
+        self.num_workers = num_workers
+        self.threads = threads
+        self.objective = BinaryFitness(lam)
+
+    # ------------------------------------------------------------------ set-up
+    def search_space(self) -> BinaryWidthSpace:
+        return self.space
+
+    @functools.cached_property
+    def _data(self) -> Any:
+        from .data import class_balanced_subset, load_dataset
+
+        splits = load_dataset(self.dataset, root=self.data_dir, seed=self.seed, val_size=self.val_size,
+                              **({"image_size": self.image_size} if self.dataset == "imagenet" else {}))
+        train = splits.train
+        if self.subset_per_class is not None:
+            train = class_balanced_subset(train, self.subset_per_class, seed=self.seed)
+        return splits, train
+
+    def _setting(self) -> dict[str, Any]:
+        return {"backbone": self.backbone, "dataset": self.dataset, "data_dir": os.path.abspath(self.data_dir or ""),
+                "width_scale": self.width_scale, "image_size": self.image_size,
+                "subset_per_class": self.subset_per_class, "val_size": self.val_size, "seed": self.seed}
+
+    @functools.cached_property
+    def _reference_flops(self) -> float:
+        """FLOPs of the binary network at ratio 1 everywhere (the paper's normaliser)."""
+        return self._cost({name: 1.0 for name in self.space.names}).flops
+
+    def _cost(self, ratios: Mapping[str, float]) -> Any:
+        from .cost import network_cost
+
+        splits, _ = self._data
+        return network_cost(self.backbone, ratios, width_scale=self.width_scale, image_size=self.image_size,
+                            num_classes=splits.num_classes, in_channels=splits.in_channels)
+
+    def _build(self, ratios: Mapping[str, float]) -> Any:
+        import torch
+
+        from .backbones import build_network
+
+        splits, _ = self._data
+        torch.manual_seed(self.seed)
+        return build_network(self.backbone, ratios, width_scale=self.width_scale,
+                             num_classes=splits.num_classes, in_channels=splits.in_channels)
+
+    def _loaders(self) -> tuple[Any, Any]:
+        from .data import make_loader
+
+        splits, train = self._data
+        bs = self.train_config.batch_size
+        return (make_loader(train, bs, shuffle=True, seed=self.seed, num_workers=self.num_workers),
+                make_loader(splits.val, max(bs, 256), shuffle=False, seed=self.seed, num_workers=self.num_workers))
+
+    def supernet_state(self) -> dict[str, Any]:
+        """The trained uniformly-widest network (trained once, then read from the cache)."""
+        from dataclasses import replace
+
+        from .supernet import cached_state
+        from .training import fit, pick_device
+
+        widest = {name: max(self.space.ratios) for name in self.space.names}
+        config = replace(self.train_config, epochs=self.supernet_epochs)
+        setting = {**self._setting(), "ratios": widest, "train": config.to_json(), "kind": "supernet"}
+
+        def train() -> tuple[dict[str, Any], dict[str, float]]:
+            model = self._build(widest)
+            train_loader, val_loader = self._loaders()
+            metrics = fit(model, train_loader, val_loader, config, pick_device(self.device_name))
+            return model.state_dict(), metrics
+
+        state, _ = cached_state(setting, train, self.cache_dir)
+        return state
+
+    def prepare(self) -> None:
+        _ = self._data
+        if self.supernet:
+            self.supernet_state()
+
+    # -------------------------------------------------------------- evaluation
+    def evaluate(self, arch: Architecture, reporter: Reporter = null_reporter) -> Metrics:
+        import torch
+
+        from .backbones import slice_state_dict
+        from .training import TrainingDiverged, fit, pick_device
+
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        ratios = {name: float(value) for name, value in self.space.validate(arch).items()}
+        cost = self._cost(ratios)
+        flops_norm = cost.flops / self._reference_flops
+        model = self._build(ratios)
+        if self.supernet:
+            model.load_state_dict(slice_state_dict(self.supernet_state(), model))
+        train_loader, val_loader = self._loaders()
+        started = time.perf_counter()
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            reporter(epoch, {"accuracy": metrics["accuracy"], "flops_norm": flops_norm, "loss": metrics["loss"]})
+
+        try:
+            last = fit(model, train_loader, val_loader, self.train_config, pick_device(self.device_name),
+                       on_epoch=on_epoch)
+        except TrainingDiverged as err:
+            raise CandidateFailed(f"diverged: {err}") from None
+        return {
+            "accuracy": last.get("accuracy", 0.0),
+            "flops": cost.flops,
+            "flops_norm": flops_norm,
+            "memory_bits": cost.memory_bits,
+            "params": float(cost.params),
+            "loss": last.get("loss", math.nan) if self.train_config.epochs else 0.0,
+            "train_seconds": time.perf_counter() - started,
+        }
