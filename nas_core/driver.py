@@ -231,7 +231,7 @@ class SearchDriver:
             "next_candidate": self._next_candidate,
             "strategy_finished": self._strategy_finished,
             "records": [r.to_json() for r in self.records],
-            "known": {key: self.records.index(rec) for key, rec in self._known.items()},
+            "known": _record_positions(self.records, self._known),
             "in_flight": [
                 {"key": k, "candidate_id": f.candidate_id, "trial_id": f.trial_id, "arch": f.arch, "followers": f.followers}
                 for k, f in self._in_flight.items()
@@ -253,6 +253,11 @@ class SearchDriver:
             self._in_flight[entry["key"]] = flight
             if flight.trial_id is not None:
                 self._by_trial[flight.trial_id] = entry["key"]
+
+
+def _record_positions(records: list[Record], known: Mapping[str, Record]) -> dict[str, int]:
+    position = {id(record): i for i, record in enumerate(records)}
+    return {key: position[id(record)] for key, record in known.items()}
 
 
 def best_records(records: Iterable[Record], n: int = 1) -> list[Record]:

@@ -53,6 +53,16 @@ class TrialResult:
     fitness: float | None = None
     reason: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.status == "succeeded":
+            if isinstance(self.fitness, bool) or not isinstance(self.fitness, (int, float)) or not math.isfinite(self.fitness):
+                raise ValueError(f"a succeeded result needs a finite fitness, got {self.fitness!r} (use TrialResult.succeeded)")
+        elif self.status == "failed":
+            if self.fitness is not None:
+                raise ValueError(f"a failed result has no fitness, got {self.fitness!r}")
+        else:
+            raise ValueError(f"status must be 'succeeded' or 'failed', got {self.status!r}")
+
     @classmethod
     def succeeded(cls, metrics: Mapping[str, float], fitness: float) -> TrialResult:
         """A success; a non-finite fitness or metric turns it into a failure naming the value."""
@@ -154,6 +164,7 @@ class Strategy(ABC):
         expected = self.name or type(self).__name__
         if state.get("strategy") != expected:
             raise StrategyError(f"state belongs to strategy {state.get('strategy')!r}, not {expected!r}")
+        self.seed = int(state.get("seed", self.seed))
         self.rng.setstate(rng_state_from_json(state["rng"]))
         self._load_state_dict(state["state"])
 

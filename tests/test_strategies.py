@@ -1,0 +1,381 @@
+"""Strategies: the conformance suite over every registered strategy and a dotted-path plugin,
+plus unit tests of each algorithm's own rules (barrier, roulette, elitism, aging, Pareto sort)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from nas_core import FINISHED, WAIT, SearchSpace, Strategy, TrialResult, run_search
+from nas_core.registry import STRATEGIES
+from nas_core.space import Dimension
+from nas_core.testing import StrategyConformance, analytic_fitness, analytic_score, tiny_space, toy_space
+from strategies.evolution import Evolution, roulette_index
+from strategies.nsga2 import NSGA2, crowding_distance, non_dominated_sort, rank_and_crowding, select_survivors
+from strategies.random_search import RandomSearch, architecture_at, architecture_index
+from strategies.regularized_evolution import RegularizedEvolution
+from tests.plugin_example_strategy import HillClimber
+
+BUILTIN = {"evolution", "random", "regularized_evolution", "nsga2"}
+PLUGIN_PATH = "tests.plugin_example_strategy:HillClimber"
+
+
+# ----------------------------------------------------------------- conformance suite
+def _conformance_class(name: str) -> type[StrategyConformance]:
+    """One ``Test...`` subclass of the suite per registered strategy, with its default arguments."""
+    return type(f"TestConformance_{name}", (StrategyConformance,), {"strategy_path": name, "__module__": __name__})
+
+
+for _name in STRATEGIES.names():
+    globals()[f"TestConformance_{_name}"] = _conformance_class(_name)
+
+
+class TestConformanceEvolutionSmallPopulation(StrategyConformance):
+    """Many generation barriers inside the suite's short runs."""
+
+    strategy_path = "evolution"
+    strategy_args = {"population_size": 8, "generations": 100}
+
+
+class TestConformanceHillClimberPlugin(StrategyConformance):
+    """A strategy that lives in a test module and is reached only through its dotted path."""
+
+    strategy_path = PLUGIN_PATH
+
+
+def test_every_builtin_strategy_is_registered_under_its_own_name() -> None:
+    assert BUILTIN <= set(STRATEGIES.names())
+    for name in BUILTIN:
+        cls = STRATEGIES.resolve(name)
+        assert issubclass(cls, Strategy) and cls.name == name
+
+
+def test_plugin_resolves_by_dotted_path_without_registration() -> None:
+    assert HillClimber.name not in STRATEGIES.names()
+    assert STRATEGIES.resolve(PLUGIN_PATH) is HillClimber
+
+
+@pytest.mark.parametrize("cls", [RandomSearch, Evolution, RegularizedEvolution, NSGA2])
+def test_constructors_are_keyword_only(cls: type[Strategy]) -> None:
+    with pytest.raises(TypeError):
+        cls(toy_space())  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------------ helpers
+def _ask_all(strategy: Strategy, first_id: int, n: int) -> list:
+    return [strategy.ask(first_id + i) for i in range(n)]
+
+
+def _run_direct(strategy: Strategy, score, limit: int = 10_000) -> list:
+    """Ask and tell one candidate at a time (no driver); every answer until FINISHED."""
+    answers = []
+    for trial_id in range(limit):
+        answer = strategy.ask(trial_id)
+        answers.append(answer)
+        if answer is FINISHED:
+            return answers
+        assert answer is not WAIT
+        strategy.tell(trial_id, answer, score(answer))
+    raise AssertionError("never finished")
+
+
+def _keys(space: SearchSpace, archs: list) -> list[str]:
+    return [space.key(a) for a in archs]
+
+
+# ---------------------------------------------------------------------- evolution
+def test_evolution_barrier_waits_until_the_whole_generation_is_told() -> None:
+    space = toy_space()
+    score = analytic_score(space)
+    strategy = Evolution(space=space, seed=0, population_size=4, generations=3)
+    members = _ask_all(strategy, 0, 4)
+    assert all(isinstance(m, dict) for m in members)
+    assert strategy.ask(4) is WAIT
+    for trial_id in (2, 0, 3):
+        strategy.tell(trial_id, members[trial_id], score(members[trial_id]))
+        assert strategy.ask(4) is WAIT
+    strategy.tell(1, members[1], score(members[1]))
+    assert isinstance(strategy.ask(4), dict) and strategy.generation == 1
+
+
+def test_evolution_finishes_after_its_generations() -> None:
+    space = toy_space()
+    strategy = Evolution(space=space, seed=1, population_size=4, generations=3)
+    answers = _run_direct(strategy, analytic_score(space))
+    assert len(answers) == 4 * 3 + 1 and answers[-1] is FINISHED
+    assert strategy.ask(99) is FINISHED and strategy.generation == 3
+
+
+def test_evolution_first_generation_starts_with_the_initial_architectures() -> None:
+    space = toy_space()
+    uniform = [{name: ratio for name in space.names} for ratio in (4, 1)]
+    strategy = Evolution(space=space, seed=0, population_size=5, initial_architectures=uniform)
+    assert _ask_all(strategy, 0, 2) == uniform
+
+
+def test_evolution_initial_architectures_are_validated() -> None:
+    space = toy_space()
+    good = {name: 1 for name in space.names}
+    with pytest.raises(ValueError, match=r"initial_architectures\[1\].*layer3"):
+        Evolution(space=space, initial_architectures=[good, dict(good, layer3=5)])
+    with pytest.raises(ValueError, match="initial_architectures has 3 entries"):
+        Evolution(space=space, population_size=2, elitism=1, initial_architectures=[good] * 3)
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("population_size", 0), ("population_size", 2.5), ("population_size", True), ("generations", 0),
+        ("copy_prob", -0.1), ("crossover_prob", 1.5), ("mutation_prob", "0.1"), ("mutation_rate", 2.0),
+        ("elitism", -1), ("elitism", 32), ("initial_architectures", "uniform"),
+    ],
+)
+def test_evolution_rejects_bad_arguments_by_name(argument: str, value: object) -> None:
+    with pytest.raises(ValueError) as info:
+        Evolution(space=toy_space(), **{argument: value})
+    assert argument in str(info.value) and repr(value) in str(info.value)
+
+
+def test_evolution_operator_probabilities_must_sum_to_one() -> None:
+    with pytest.raises(ValueError) as info:
+        Evolution(space=toy_space(), copy_prob=0.2, crossover_prob=0.7, mutation_prob=0.2)
+    assert all(name in str(info.value) for name in ("copy_prob", "crossover_prob", "mutation_prob"))
+    Evolution(space=toy_space(), copy_prob=0.0, crossover_prob=0.0, mutation_prob=1.0)  # any split summing to 1
+
+
+def test_roulette_never_picks_failed_or_zero_weight_while_others_are_positive() -> None:
+    rng = random.Random(0)
+    fitnesses = [None, 0.0, 2.0, None, 1.0, -3.0, math.nan]
+    counts = [0] * len(fitnesses)
+    for _ in range(3000):
+        counts[roulette_index(fitnesses, rng)] += 1
+    assert counts[0] == counts[1] == counts[3] == counts[5] == counts[6] == 0
+    assert 1.7 < counts[2] / counts[4] < 2.3  # proportional to fitness 2 : 1
+
+
+def test_roulette_is_uniform_among_successes_when_all_weigh_zero() -> None:
+    rng = random.Random(1)
+    picks = [roulette_index([0.0, None, 0.0], rng) for _ in range(400)]
+    assert set(picks) == {0, 2} and 150 < picks.count(0) < 250
+    with pytest.raises(ValueError):
+        roulette_index([None, None], rng)
+
+
+def _finish_generation(strategy: Evolution, first_id: int, results: list[TrialResult]) -> list[dict]:
+    members = _ask_all(strategy, first_id, len(results))
+    for i, (arch, result) in enumerate(zip(members, results)):
+        strategy.tell(first_id + i, arch, result)
+    return members
+
+
+def test_evolution_selection_skips_failed_and_zero_fitness_parents() -> None:
+    space = toy_space()
+    strategy = Evolution(space=space, seed=2, population_size=4, copy_prob=1.0, crossover_prob=0.0,
+                         mutation_prob=0.0, elitism=0)
+    ok = TrialResult.succeeded
+    gen0 = _finish_generation(strategy, 0, [ok({}, 0.0), TrialResult.failed("x"), ok({}, 0.5), ok({}, 0.0)])
+    assert len(set(_keys(space, gen0))) == 4
+    gen1 = _ask_all(strategy, 4, 4)
+    assert gen1 == [gen0[2]] * 4
+
+
+def test_evolution_with_no_successful_parent_breeds_random_children() -> None:
+    space = toy_space()
+    strategy = Evolution(space=space, seed=3, population_size=4)
+    gen0 = _finish_generation(strategy, 0, [TrialResult.failed("x")] * 4)
+    gen1 = _ask_all(strategy, 4, 4)
+    assert all(isinstance(a, dict) for a in gen1) and not set(_keys(space, gen1)) & set(_keys(space, gen0))
+
+
+def test_evolution_elitism_carries_the_best_success_forward() -> None:
+    space = toy_space()
+    score = analytic_score(space)
+    strategy = Evolution(space=space, seed=4, population_size=6, copy_prob=0.0, crossover_prob=0.0,
+                         mutation_prob=1.0, elitism=1)
+    members = _ask_all(strategy, 0, 6)
+    results = [score(a) for a in members]
+    best = max(range(6), key=lambda i: results[i].fitness)
+    top = max(range(6), key=lambda i: results[i].fitness if i != best else -1.0)
+    results[best] = TrialResult.failed("the fittest-looking one crashed")  # never an elite
+    for i, (arch, result) in enumerate(zip(members, results)):
+        strategy.tell(i, arch, result)
+    next_generation = _ask_all(strategy, 6, 6)
+    assert next_generation[0] == members[top]
+    best_per_generation = []
+    trial_id = 12
+    generation = next_generation
+    for _ in range(5):
+        fitnesses = [analytic_fitness(space, a) for a in generation]
+        best_per_generation.append(max(fitnesses))
+        for i, arch in enumerate(generation):
+            strategy.tell(trial_id - len(generation) + i, arch, score(arch))
+        generation = _ask_all(strategy, trial_id, 6)
+        trial_id += 6
+    assert best_per_generation == sorted(best_per_generation)
+
+
+def test_evolution_replayed_results_become_parents_of_the_next_generation() -> None:
+    space = toy_space()
+    strategy = Evolution(space=space, seed=5, population_size=2, copy_prob=1.0, crossover_prob=0.0,
+                         mutation_prob=0.0, elitism=0)
+    members = _ask_all(strategy, 0, 2)
+    replayed = {name: 2 for name in space.names}
+    strategy.tell(99, replayed, TrialResult.succeeded({}, 0.3))  # never asked
+    assert strategy.ask(2) is WAIT
+    for i, arch in enumerate(members):
+        strategy.tell(i, arch, TrialResult.failed("x"))
+    assert _ask_all(strategy, 2, 2) == [replayed, replayed]
+
+
+# -------------------------------------------------------------------- random search
+def test_random_search_exhausts_a_small_space_exactly_without_repeats() -> None:
+    space = tiny_space()
+    strategy = RandomSearch(space=space, seed=0)
+    asked = _ask_all(strategy, 0, space.size)  # no tells: in flight counts as seen
+    assert len(set(_keys(space, asked))) == space.size
+    assert strategy.ask(space.size) is FINISHED
+
+
+def test_random_search_told_architectures_are_not_proposed_again() -> None:
+    space = SearchSpace([Dimension(f"d{i}", (0, 1, 2)) for i in range(3)])  # 27, crosses the enumeration switch
+    strategy = RandomSearch(space=space, seed=1)
+    for index in range(0, 27, 2):
+        strategy.tell(1000 + index, architecture_at(space, index), TrialResult.failed("replayed"))
+    asked = _ask_all(strategy, 0, 13)
+    assert sorted(architecture_index(space, a) for a in asked) == list(range(1, 27, 2))
+    assert strategy.ask(13) is FINISHED
+
+
+def test_random_search_never_repeats_in_a_large_space() -> None:
+    space = toy_space()
+    asked = _ask_all(RandomSearch(space=space, seed=2), 0, 500)
+    assert len(set(_keys(space, asked))) == 500
+
+
+def test_architecture_index_round_trips() -> None:
+    space = tiny_space()
+    assert [architecture_index(space, architecture_at(space, i)) for i in range(space.size)] == list(range(12))
+    with pytest.raises(ValueError):
+        architecture_at(space, space.size)
+
+
+# ------------------------------------------------------------ regularized evolution
+def test_regularized_evolution_oldest_dies_and_failed_children_are_not_added() -> None:
+    space = toy_space()
+    strategy = RegularizedEvolution(space=space, seed=0, population_size=3, sample_size=2)
+    initial = _ask_all(strategy, 0, 3)
+    for i, arch in enumerate(initial):
+        strategy.tell(i, arch, TrialResult.succeeded({}, 0.9 - 0.1 * i))  # the oldest is the fittest
+    child = strategy.ask(3)
+    strategy.tell(3, child, TrialResult.succeeded({}, 0.1))
+    assert [arch for arch, _ in strategy.population] == [initial[1], initial[2], child]
+    failed_child = strategy.ask(4)
+    strategy.tell(4, failed_child, TrialResult.failed("x"))
+    assert [arch for arch, _ in strategy.population] == [initial[1], initial[2], child]
+
+
+def test_regularized_evolution_never_waits_with_everything_outstanding() -> None:
+    space = toy_space()
+    answers = _ask_all(RegularizedEvolution(space=space, seed=1, population_size=4, sample_size=2), 0, 12)
+    assert all(isinstance(a, dict) for a in answers)
+
+
+def test_regularized_evolution_mutates_the_winner_of_the_sample() -> None:
+    space = toy_space()
+    strategy = RegularizedEvolution(space=space, seed=2, population_size=2, sample_size=2)
+    weak, strong = _ask_all(strategy, 0, 2)
+    strategy.tell(0, weak, TrialResult.succeeded({}, 0.1))
+    strategy.tell(1, strong, TrialResult.succeeded({}, 0.9))
+
+    def distance(a: dict, b: dict) -> int:
+        return sum(a[k] != b[k] for k in a)
+
+    children = _ask_all(strategy, 2, 200)
+    near_strong = sum(distance(c, strong) < distance(c, weak) for c in children)
+    assert 130 < near_strong < 170  # the sample of 2 (with replacement) contains the strong one 3 times in 4
+
+
+def test_regularized_evolution_max_candidates_and_argument_checks() -> None:
+    space = toy_space()
+    strategy = RegularizedEvolution(space=space, seed=3, max_candidates=5)
+    assert all(isinstance(a, dict) for a in _ask_all(strategy, 0, 5))
+    assert strategy.ask(5) is FINISHED
+    with pytest.raises(ValueError, match="sample_size.*9"):
+        RegularizedEvolution(space=space, population_size=8, sample_size=9)
+    with pytest.raises(ValueError, match="max_candidates.*0"):
+        RegularizedEvolution(space=space, max_candidates=0)
+
+
+# ------------------------------------------------------------------------- NSGA-II
+# Hand-made points, both objectives minimised: A, B, C are non-dominated; D is dominated by A,
+# E by B; F by B and E (rank 2); None (failed) ranks last.
+POINTS = [(1.0, 5.0), (2.0, 3.0), (3.0, 1.0), (2.0, 5.0), (3.0, 4.0), (4.0, 4.5), None]
+
+
+def test_non_dominated_sort_on_hand_made_points() -> None:
+    assert non_dominated_sort(POINTS) == [0, 0, 0, 1, 1, 2, 3]
+    assert non_dominated_sort([None, None]) == [0, 0]
+
+
+def test_crowding_distance_on_hand_made_points() -> None:
+    assert crowding_distance(POINTS[:3]) == [math.inf, 2.0, math.inf]
+    distance = crowding_distance([(1.0, 4.0), (2.0, 3.0), (3.0, 2.0), (5.0, 1.0)])
+    assert distance[0] == distance[3] == math.inf
+    assert distance[1] == pytest.approx(2 / 4 + 2 / 3) and distance[2] == pytest.approx(3 / 4 + 2 / 3)
+    ranks, crowding = rank_and_crowding(POINTS)
+    assert ranks[-1] == 3 and crowding[-1] == 0.0
+
+
+def test_select_survivors_fills_by_front_then_crowding() -> None:
+    assert select_survivors(POINTS, 3) == [0, 1, 2]
+    # front 1 = D, E: two points, both extremes (inf), the tie is kept in index order
+    assert select_survivors(POINTS, 4) == [0, 1, 2, 3]
+    assert select_survivors(POINTS, 7) == list(range(7))
+
+
+def test_nsga2_points_rank_failures_and_missing_metrics_last() -> None:
+    strategy = NSGA2(space=toy_space())
+    assert strategy.point(TrialResult.succeeded({"accuracy": 0.9, "flops": 2.0}, 0.0)) == (-0.9, 2.0)
+    assert strategy.point(TrialResult.succeeded({"accuracy": 0.9}, 0.9)) is None
+    assert strategy.point(TrialResult.failed("x", {"accuracy": 0.9, "flops": 2.0})) is None
+
+
+def test_nsga2_barrier_and_generations() -> None:
+    space = toy_space()
+    score = analytic_score(space)
+    strategy = NSGA2(space=space, seed=0, population_size=4, generations=2)
+    members = _ask_all(strategy, 0, 4)
+    assert strategy.ask(4) is WAIT
+    for i, arch in enumerate(members):
+        strategy.tell(i, arch, score(arch))
+    children = _ask_all(strategy, 4, 4)
+    assert all(isinstance(c, dict) for c in children) and strategy.ask(8) is WAIT
+    for i, arch in enumerate(children):
+        strategy.tell(4 + i, arch, score(arch))
+    assert strategy.ask(8) is FINISHED
+
+
+def test_nsga2_front_is_mutually_non_dominated() -> None:
+    space = toy_space()
+    strategy = NSGA2(space=space, seed=1, population_size=8, generations=20)
+    driver = run_search(strategy, analytic_score(space), budget=120, progress=False)
+    front = strategy.front()
+    points = [(-m["accuracy"], m["flops"]) for _, m in front]
+    assert front and non_dominated_sort(points) == [0] * len(points)
+    driver_points = [(-r.result.metrics["accuracy"], r.result.metrics["flops"]) for r in driver.pareto_front()]
+    assert driver_points and non_dominated_sort(driver_points) == [0] * len(driver_points)
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("population_size", 0), ("generations", -1), ("crossover_prob", 1.2), ("mutation_rate", -0.5),
+     ("objective_max", ""), ("objective_min", 3)],
+)
+def test_nsga2_rejects_bad_arguments_by_name(argument: str, value: object) -> None:
+    with pytest.raises(ValueError) as info:
+        NSGA2(space=toy_space(), **{argument: value})
+    assert argument in str(info.value) and repr(value) in str(info.value)
+    with pytest.raises(ValueError, match="must differ"):
+        NSGA2(space=toy_space(), objective_max="flops", objective_min="flops")
