@@ -29,9 +29,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .spec import SpecError
 
     extra: list[type[BaseException]] = [ConfigError, ResultsError, SpecError, InvalidSpaceError, InvalidArchitectureError]
-    data_module = sys.modules.get("evaluators.data")  # only if a command loaded it: never import torch here
-    if data_module is not None:
-        extra.append(data_module.DataError)
+    # Plugin errors, only where a command loaded their module: never import torch here.
+    for module, name in (("evaluators.data", "DataError"), ("evaluators.cli_commands", "CommandError"),
+                         ("evaluators.retrain", "RetrainError")):
+        if module in sys.modules:
+            extra.append(getattr(sys.modules[module], name))
     return (*USER_ERRORS, *extra)
 
 
@@ -222,11 +224,12 @@ def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:  # type: igno
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
-    errors = _user_errors()
     try:
         return int(args.func(args))
-    except errors as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        if not isinstance(err, _user_errors()):  # known only after the command imported its plugins
+            raise
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
 
 

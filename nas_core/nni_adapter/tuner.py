@@ -320,7 +320,7 @@ class StrategyTuner(Tuner):
             from nni.runtime.msg_dispatcher_base import MsgDispatcherBase
 
             for obj in gc.get_objects():
-                if isinstance(obj, MsgDispatcherBase):
+                if issubclass(type(obj), MsgDispatcherBase):  # type(): no attribute access on lazy proxies
                     obj.report_error(message)
                     break
         except Exception:

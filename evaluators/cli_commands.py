@@ -1,0 +1,130 @@
+"""The reference plugins' commands for ``python -m nas_core``: ``cost`` and ``retrain``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+DATASET_BACKBONE = {"digits": "vgg_small", "cifar10": "vgg_small", "imagenet": "resnet18"}
+
+
+class CommandError(ValueError):
+    """Bad command input; printed as one line by the CLI."""
+
+
+def _ratios(text: str | None, backbone: str) -> dict[str, float]:
+    from .backbones import searchable_layers
+
+    names = [layer.name for layer in searchable_layers(backbone)]
+    if text is None:
+        return {name: 1.0 for name in names}
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) == 1:
+        parts = parts * len(names)
+    if len(parts) != len(names):
+        raise CommandError(f"--ratios {text!r}: {backbone} has {len(names)} searchable layers ({', '.join(names)}), "
+                           f"got {len(parts)} ratios")
+    try:
+        return dict(zip(names, (float(p) for p in parts)))
+    except ValueError:
+        raise CommandError(f"--ratios {text!r}: every ratio must be a number") from None
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from .backbones import BACKBONES
+    from .cost import network_cost
+
+    if args.backbone not in BACKBONES:
+        raise CommandError(f"unknown backbone {args.backbone!r}; expected one of {', '.join(BACKBONES)}")
+    ratios = _ratios(args.ratios, args.backbone)
+    try:
+        cost = network_cost(args.backbone, ratios, width_scale=args.width_scale, full_precision=args.full_precision,
+                            image_size=args.image_size, num_classes=args.num_classes)
+        reference = network_cost(args.backbone, {k: 1.0 for k in ratios}, width_scale=args.width_scale,
+                                 image_size=args.image_size, num_classes=args.num_classes)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    data: dict[str, Any] = {
+        "backbone": args.backbone,
+        "ratios": ratios,
+        "full_precision": args.full_precision,
+        "width_scale": args.width_scale,
+        "flops": cost.flops,
+        "flops_norm": cost.flops / reference.flops,
+        "memory_bits": cost.memory_bits,
+        "fp_macs": cost.fp_macs,
+        "binary_macs": cost.binary_macs,
+        "params": cost.params,
+    }
+    if args.json:
+        print(json.dumps(data, indent=1))
+    else:
+        kind = "full precision" if args.full_precision else "binary (first conv and FC full precision)"
+        print(f"{args.backbone}, {kind}, width scale {args.width_scale}")
+        print(f"  ratios       {', '.join(f'{k}={v:g}' for k, v in ratios.items())}")
+        print(f"  FLOPs        {cost.flops / 1e6:.2f} M  (MACs; binary MACs / 64)  = {data['flops_norm']:.3f} × binary 1×")
+        print(f"  memory       {cost.memory_bits / 1e6:.2f} Mbit  (32 bits per FP weight, 1 per binary weight)")
+        print(f"  parameters   {cost.params}")
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from .retrain import RETRAIN_DEFAULTS, read_architecture, retrain
+
+    arch = read_architecture(args.arch)
+    backbone = args.backbone or DATASET_BACKBONE[args.dataset]
+    overrides: dict[str, Any] = {}
+    for field in ("epochs", "lr", "batch_size", "optimizer", "weight_decay", "schedule"):
+        value = getattr(args, field)
+        if value is not None:
+            overrides[field] = value
+    if args.milestones is not None:
+        try:
+            overrides["milestones"] = tuple(int(m) for m in args.milestones.split(",") if m.strip())
+        except ValueError:
+            raise CommandError(f"--milestones {args.milestones!r}: expected epochs like 60,120,180") from None
+    try:
+        config = RETRAIN_DEFAULTS[args.dataset].__class__(**{**RETRAIN_DEFAULTS[args.dataset].to_json(), **overrides})
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    output = args.output or f"retrain-{backbone}-{args.dataset}"
+    result = retrain(arch, backbone=backbone, dataset=args.dataset, data_dir=args.data_dir,
+                     width_scale=args.width_scale, config=config, seed=args.seed, device=args.device,
+                     progress=not args.no_progress, output_dir=output)
+    m = result.metrics
+    print(f"test accuracy {result.test_accuracy:.2f}% after {result.epochs} epochs; FLOPs {m['flops'] / 1e6:.3f} M "
+          f"({m['flops_norm']:.2f} × binary 1×), memory {m['memory_bits'] / 1e6:.3f} Mbit")
+    print(f"checkpoint and metrics: {result.output_dir}/checkpoint.pt, {result.output_dir}/metrics.json")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("cost", help="FLOPs and memory of one network (the paper's counting rule)")
+    p.add_argument("backbone", help="vgg_small, resnet18 or resnet18_cifar")
+    p.add_argument("--ratios", help="comma-separated ratio per searchable layer, or one for all (default: all 1)")
+    p.add_argument("--full-precision", action="store_true", help="count every layer as full precision")
+    p.add_argument("--width-scale", type=float, default=1.0, help="channel multiplier for small data (default 1)")
+    p.add_argument("--image-size", type=int, default=None, help="input side (default: the backbone's paper setting)")
+    p.add_argument("--num-classes", type=int, default=None, help="classes (default: the backbone's paper setting)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_cost)
+
+    p = sub.add_parser("retrain", help="train an architecture on the full training set with the paper's schedule")
+    p.add_argument("arch", help="architecture JSON (layer -> ratio), or a search's best.json")
+    p.add_argument("--dataset", default="digits", choices=sorted(DATASET_BACKBONE), help="default digits")
+    p.add_argument("--data-dir", help="data directory (cifar10, imagenet)")
+    p.add_argument("--backbone", help="default: vgg_small for digits/cifar10, resnet18 for imagenet")
+    p.add_argument("--width-scale", type=float, default=None, help="default: 0.125 for digits, else 1")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=["adam", "sgd"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=["cosine", "step", "constant"])
+    p.add_argument("--milestones", help="epochs where the lr is multiplied by 0.1, e.g. 60,120,180")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--output", help="folder for checkpoint.pt and metrics.json (resumes if it holds a checkpoint)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_retrain)
