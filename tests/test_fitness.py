@@ -184,3 +184,37 @@ def test_config_with_missing_data_directory_stops_before_any_trial(make_toy_conf
                                         "--args '{\"dataset\": \"cifar10\", \"data_dir\": \"/data/cifar\"}'")
     assert main(["search", str(path)]) == 2
     assert "cifar10: data_dir '/data/cifar' does not exist" in capsys.readouterr().err
+
+
+def test_width_space_has_one_named_dimension_per_searchable_layer():
+    from nas_core import SPACES
+    from spaces.width import PAPER_RATIOS
+
+    vgg = SPACES.build("binary_width", {})
+    assert vgg.names == tuple(f"conv{i}" for i in range(1, 7))
+    assert all(d.choices == PAPER_RATIOS for d in vgg.dimensions)
+    resnet = SPACES.build("binary_width", {"backbone": "resnet18"})
+    assert resnet.names[:3] == ("stage1.out", "stage1.block1.inner", "stage1.block2.inner") and len(resnet.names) == 12
+    assert SPACES.build("binary_width", {"ratios": [1, 2]}).size == 2 ** 6
+    from nas_core import PluginArgumentError
+
+    with pytest.raises(PluginArgumentError, match="ratio 0"):
+        SPACES.build("binary_width", {"ratios": [0, 1]})
+
+
+def test_checked_in_digits_search_space_matches_the_registered_space():
+    from pathlib import Path
+
+    from nas_core import SPACES
+
+    checked_in = json.loads((Path(__file__).parent.parent / "examples/digits/search_space.json").read_text())
+    assert checked_in == SPACES.build("binary_width", {"backbone": "vgg_small"}).to_nni()
+
+
+def test_class_balanced_search_subset():
+    evaluator = BinaryWidthEvaluator(subset_per_class=5)
+    _, train = evaluator._data
+    from evaluators.data import dataset_labels
+
+    labels = dataset_labels(train)
+    assert len(labels) == 50 and all(labels.count(c) == 5 for c in range(10))
