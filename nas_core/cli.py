@@ -156,6 +156,23 @@ def _write_results(results, out_dir: Path) -> None:  # type: ignore[no-untyped-d
     print(f"results: {out_dir / 'best.json'}, {out_dir / 'trials.csv'} (search state: {results.source})")
 
 
+def cmd_register(args: argparse.Namespace) -> int:
+    from .nni_adapter import registration
+    from .nni_names import BUILTIN_TUNERS
+
+    if args.unregister:
+        removed = registration.unregister_all()
+        if not args.quiet:
+            print(f"unregistered {', '.join(removed) or 'nothing (none was registered)'}")
+        return 0
+    names = registration.register_all()
+    if not args.quiet:
+        print("registered as NNI tuners (see `nnictl algo list`):")
+        for name in names:
+            print(f"  {name:<26} strategy {BUILTIN_TUNERS[name]}")
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     from .results import format_record, load_results
 
@@ -201,6 +218,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--args", help="space arguments: a JSON object or a .json/.yml file")
     p.add_argument("-o", "--output", help="file to write (default: standard output)")
     p.set_defaults(func=cmd_space_json)
+
+    p = sub.add_parser("register", help="register our strategies as NNI builtin tuner names (nnictl algo list)")
+    p.add_argument("--unregister", action="store_true", help="remove them again")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("results", help="print the best architectures of a search (experiment dir or state file)")
     p.add_argument("location", help="experiment directory, or its checkpoint/nas_search_state.json")

@@ -1,0 +1,118 @@
+"""Stop/resume and crash/resume through real nnictl: the search continues exactly where it was."""
+
+import atexit
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nas_core import STRATEGIES, run_search
+from nas_core.nni_adapter import experiment as nni_experiment
+from nas_core.nni_adapter import rest
+from nas_core.nni_adapter.tuner import state_path_of
+from nas_core.results import load_results
+from tests.conftest import REPO
+from tests.test_nni_e2e import free_port
+from tests.toy_plugins import ToyEvaluator
+
+NNICTL = str(Path(sys.executable).with_name("nnictl"))
+STRATEGY_ARGS = {"population_size": 4, "generations": 3}
+
+
+def config_for(make_toy_config):
+    tuner = {"className": "nas_core.nni_adapter.tuner.StrategyTuner", "codeDirectory": str(REPO),
+             "classArgs": {"strategy": "evolution", "strategy_args": STRATEGY_ARGS, "seed": 3}}
+    return make_toy_config(tuner=tuner, maxTrialNumber=30, trialConcurrency=2, trial_args={"sleep": 1.5})
+
+
+def wait_for(port, predicate, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            jobs = rest.get(port, "trial-jobs") or []
+            status = rest.get(port, "check-status")["status"]
+            if predicate(status, jobs):
+                return status, jobs
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError("experiment did not reach the expected state")
+
+
+def succeeded(jobs):
+    return sum(job["status"] == "SUCCEEDED" for job in jobs)
+
+
+def resume(exp_id, port):
+    env = dict(os.environ)
+    nni_experiment.bind_environment("127.0.0.1")
+    env.update({k: os.environ[k] for k in ("NODE_OPTIONS", "NAS_CORE_BIND_HOST", "PATH") if k in os.environ})
+    out = subprocess.run([NNICTL, "resume", exp_id, "--port", str(port)], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def uninterrupted_records():
+    space = ToyEvaluator().search_space()
+    strategy = STRATEGIES.build("evolution", STRATEGY_ARGS, space=space, seed=3)
+    driver = run_search(strategy, ToyEvaluator(), budget=100, concurrency=2, progress=False)
+    records = sorted(driver.records, key=lambda r: r.candidate_id)
+    return [(r.candidate_id, r.arch, r.result.fitness) for r in records]
+
+
+def check_against_uninterrupted(exp_dir, jobs):
+    results = load_results(state_path_of(exp_dir))
+    records = sorted(results.records, key=lambda r: r.candidate_id)
+    got = [(r.candidate_id, r.arch, r.result.fitness, r.source) for r in records]
+    want = uninterrupted_records()
+    assert [g[:3] for g in got] == want, "\n".join(f"{g} | {w}" for g, w in zip(got, want + [None] * len(got)))
+    # nothing trained twice: every job ran a different candidate, and every trained record has its job
+    hashes = [job for job in jobs if job["status"] == "SUCCEEDED"]
+    assert len([r for r in results.records if r.source == "trained"]) == len(hashes)
+    assert results.best()[0].result.fitness == max(r.result.fitness for r in results.records if r.result.ok)
+
+
+@pytest.mark.slow
+def test_stop_then_resume_continues_exactly(make_toy_config):
+    config = config_for(make_toy_config)
+    port = free_port()
+    exp = nni_experiment.start(config, port=port, host="127.0.0.1")
+    exp_id, exp_dir = exp.id, nni_experiment.experiment_dir(exp)
+    atexit.unregister(exp.stop)  # stopped and resumed by nnictl below
+    try:
+        wait_for(port, lambda status, jobs: succeeded(jobs) >= 3)
+        subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=120, check=True)
+        before = len(load_results(state_path_of(exp_dir)).records)
+        assert 3 <= before < 12
+        port2 = free_port()
+        resume(exp_id, port2)
+        status, jobs = wait_for(port2, lambda status, jobs: status in ("DONE", "ERROR"), timeout=240)
+    finally:
+        subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=120)
+    assert status == "DONE"
+    check_against_uninterrupted(exp_dir, jobs)
+
+
+@pytest.mark.slow
+def test_manager_killed_then_resumed_continues_from_the_persisted_state(make_toy_config):
+    config = config_for(make_toy_config)
+    port = free_port()
+    exp = nni_experiment.start(config, port=port, host="127.0.0.1")
+    exp_id, exp_dir = exp.id, nni_experiment.experiment_dir(exp)
+    atexit.unregister(exp.stop)  # stopped and resumed by nnictl below
+    try:
+        wait_for(port, lambda status, jobs: succeeded(jobs) >= 5)
+        os.kill(exp._proc.pid, signal.SIGKILL)  # the NNI manager dies without running anything
+        exp._proc.wait()
+        time.sleep(3)
+        port2 = free_port()
+        resume(exp_id, port2)
+        status, jobs = wait_for(port2, lambda status, jobs: status in ("DONE", "ERROR"), timeout=240)
+    finally:
+        subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=120)
+    assert status == "DONE"
+    check_against_uninterrupted(exp_dir, jobs)
