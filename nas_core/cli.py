@@ -135,7 +135,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 1
     _print_best(results, args.top, format_record)
     out_dir = Path(args.output) if args.output else outcome.experiment_dir / "nas_results"
-    _write_results(results, out_dir)
+    _write_results(results, out_dir, _report_setting(config.evaluator, config.evaluator_args))
     return 0 if outcome.status == "DONE" else 1
 
 
@@ -147,13 +147,45 @@ def _print_best(results, top: int, format_record) -> None:  # type: ignore[no-un
         print(f"  {rank}. {format_record(record)}")
 
 
-def _write_results(results, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    from .results import write_best_json, write_trials_csv
+def _write_results(results, out_dir: Path, setting: dict | None = None) -> None:  # type: ignore[no-untyped-def]
+    from .report import write_report
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_best_json(results, out_dir / "best.json")
-    write_trials_csv(results, out_dir / "trials.csv")
-    print(f"results: {out_dir / 'best.json'}, {out_dir / 'trials.csv'} (search state: {results.source})")
+    written = write_report(results, out_dir, **(setting or {}))
+    print(f"report: {', '.join(str(p) for p in written.values())}")
+    print(f"  (search state: {results.source})")
+
+
+def _report_setting(evaluator: str | None, evaluator_args: dict) -> dict:
+    """What the report needs to compute baselines, from the paper evaluator's arguments."""
+    if evaluator != "binary_width":
+        return {}
+    dataset = evaluator_args.get("dataset", "digits")
+    defaults = {"digits": (0.125, 8, 10, 1), "cifar10": (1.0, 32, 10, 3), "imagenet": (1.0, 224, 1000, 3)}
+    scale, size, classes, channels = defaults.get(dataset, (None, None, None, None))
+    return {
+        "backbone": evaluator_args.get("backbone", "vgg_small"),
+        "width_scale": evaluator_args.get("width_scale") or scale,
+        "image_size": evaluator_args.get("image_size") or size,
+        "num_classes": classes,
+        "in_channels": channels,
+        "lam": evaluator_args.get("lam", 4.0),
+    }
+
+
+def _experiment_dir(location: str) -> Path:
+    """An experiment directory given as a path, or as an NNI experiment id."""
+    path = Path(location)
+    if path.exists():
+        return path
+    try:
+        from nni.tools.nnictl.config_utils import Experiments
+
+        known = Experiments().get_all_experiments()
+    except Exception:
+        known = {}
+    if location in known:
+        return Path(known[location]["logDir"]) / location
+    raise UsageError(f"{location!r} is neither a folder nor a known NNI experiment id (see `nnictl experiment list --all`)")
 
 
 def cmd_register(args: argparse.Namespace) -> int:
@@ -173,13 +205,16 @@ def cmd_register(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_results(args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     from .results import format_record, load_results
 
-    results = load_results(args.location)
+    location = _experiment_dir(args.location)
+    results = load_results(location)
     _print_best(results, args.top, format_record)
-    if args.output:
-        _write_results(results, Path(args.output))
+    setting = {k: v for k, v in (("backbone", args.backbone), ("width_scale", args.width_scale),
+                                 ("image_size", args.image_size), ("lam", args.lam)) if v is not None}
+    default_out = location / "nas_results" if location.is_dir() else location.parent / "nas_results"
+    _write_results(results, Path(args.output) if args.output else default_out, setting)
     return 0
 
 
@@ -224,11 +259,15 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_register)
 
-    p = sub.add_parser("results", help="print the best architectures of a search (experiment dir or state file)")
-    p.add_argument("location", help="experiment directory, or its checkpoint/nas_search_state.json")
-    p.add_argument("--top", type=int, default=3)
-    p.add_argument("--output", help="also write best.json and trials.csv into this folder")
-    p.set_defaults(func=cmd_results)
+    p = sub.add_parser("report", help="write best.json, trials.csv, pareto.png, channels.png and report.md of a search")
+    p.add_argument("location", help="NNI experiment id, experiment directory, or a search state file")
+    p.add_argument("--output", help="folder to write (default <experiment dir>/nas_results)")
+    p.add_argument("--top", type=int, default=3, help="how many best architectures to print")
+    p.add_argument("--backbone", help="backbone for the baselines (default: inferred from the layer names)")
+    p.add_argument("--width-scale", type=float, help="width scale of the search (default: inferred)")
+    p.add_argument("--image-size", type=int, help="input side (default: inferred)")
+    p.add_argument("--lam", type=float, help="λ of the fitness, for the report's text (default: inferred)")
+    p.set_defaults(func=cmd_report)
 
     _add_plugin_commands(sub)
     return parser

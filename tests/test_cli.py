@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ def run_cli(*argv):
 
 def test_help_on_every_command():
     for command in ([], ["search"], ["validate"], ["strategies"], ["spaces"], ["evaluators"], ["space-json"],
-                    ["results"]):
+                    ["report"], ["register"], ["cost"], ["retrain"]):
         out = run_cli(*command, "--help")
         assert out.returncode == 0 and "usage:" in out.stdout
 
@@ -73,3 +74,29 @@ def test_missing_config_file():
 def test_space_json_unknown_space():
     out = run_cli("space-json", "no_such_space")
     assert out.returncode == 2 and "unknown space 'no_such_space'" in out.stderr
+
+
+def test_report_command_writes_the_files(tmp_path, capsys):
+    from nas_core import run_search
+    from tests.toy_plugins import BatchStrategy, ToyEvaluator, toy_space
+
+    state = tmp_path / "state.json"
+    run_search(BatchStrategy(space=toy_space(), batch=2, batches=2), ToyEvaluator(), budget=10, state_file=state,
+               progress=False)
+    assert main(["report", str(state), "--output", str(tmp_path / "out")]) == 0
+    assert {p.name for p in (tmp_path / "out").iterdir()} >= {"best.json", "trials.csv", "report.md"}
+    assert main(["report", "no-such-experiment"]) == 2
+    assert "neither a folder nor a known NNI experiment id" in capsys.readouterr().err
+
+
+def test_register_and_unregister_tuner_names(tmp_path, monkeypatch):
+    import subprocess
+
+    monkeypatch.setenv("NNI_CONFIG_DIR", str(tmp_path))
+    assert main(["register", "--quiet"]) == 0
+    nnictl = str(Path(sys.executable).with_name("nnictl"))
+    listed = subprocess.run([nnictl, "algo", "list"], capture_output=True, text=True).stdout
+    assert all(name in listed for name in ("NasEvolution", "NasRandom", "NasRegularizedEvolution", "NasNSGA2"))
+    assert main(["register", "--unregister", "--quiet"]) == 0
+    listed = subprocess.run([nnictl, "algo", "list"], capture_output=True, text=True).stdout
+    assert "NasEvolution" not in listed

@@ -1,5 +1,6 @@
 """One real NNI experiment end to end: nnictl's manager, our tuner, our trial command."""
 
+import json
 import socket
 
 import pytest
@@ -98,3 +99,37 @@ def test_paper_evolution_keeps_eight_trials_running_until_each_barrier(make_toy_
         running += delta
         peak = max(peak, running)
     assert peak == 8
+
+
+@pytest.mark.slow
+def test_registered_tuner_name_runs_under_nni(make_toy_config, tmp_path, monkeypatch):
+    from nas_core.nni_adapter import registration
+
+    monkeypatch.setenv("NNI_CONFIG_DIR", str(tmp_path / "nni-config"))
+    (tmp_path / "nni-config").mkdir()
+    registration.register_all()
+    tuner = {"name": "NasRegularizedEvolution",
+             "classArgs": {"strategy_args": {"population_size": 3, "sample_size": 2, "max_candidates": 5}}}
+    outcome, jobs = run_experiment(make_toy_config(tuner=tuner, maxTrialNumber=8, trial_args={"sleep": 0.1}))
+    assert outcome.status == "DONE", outcome.errors
+    assert len(jobs) == 5 and all(job["status"] == "SUCCEEDED" for job in jobs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tuner", [
+    {"name": "TPE", "classArgs": {"optimize_mode": "maximize"}},
+    {"name": "Evolution", "classArgs": {"optimize_mode": "maximize", "population_size": 4}},
+    {"name": "Random"},
+])
+def test_nni_own_tuners_run_unchanged_on_our_space_and_trial(make_toy_config, tuner):
+    from tests.conftest import REPO
+
+    # the digits example's search space and the paper evaluator (1 epoch to keep it quick)
+    config = make_toy_config(
+        tuner=tuner, maxTrialNumber=4, searchSpaceFile=str(REPO / "examples/digits/search_space.json"),
+        trialCommand="python3 -m nas_core.trial --evaluator binary_width --args '{\"epochs\": 1, \"threads\": 1}'")
+    outcome, jobs = run_experiment(config)
+    assert outcome.status == "DONE", outcome.errors
+    assert len(jobs) == 4 and all(job["status"] == "SUCCEEDED" for job in jobs)
+    metrics = [json.loads(json.loads(job["finalMetricData"][0]["data"])) for job in jobs]
+    assert all(0 <= m["default"] <= 100 and m["flops_norm"] > 0 for m in metrics)

@@ -23,9 +23,12 @@ from tests.test_nni_e2e import free_port
 
 
 def own_non_loopback_ipv4() -> list[str]:
-    """This machine's own IPv4 addresses that are not loopback (from its network interfaces)."""
+    """This machine's own IPv4 addresses that are not loopback, on interfaces that are up."""
+    stats = psutil.net_if_stats()
     found: list[str] = []
-    for addrs in psutil.net_if_addrs().values():
+    for name, addrs in psutil.net_if_addrs().items():
+        if name in stats and not stats[name].isup:
+            continue
         for addr in addrs:
             if addr.family != socket.AF_INET:
                 continue
@@ -41,7 +44,7 @@ def connect_errno(address: str, port: int, timeout: float = 3.0) -> int:
         sock.settimeout(timeout)
         try:
             return sock.connect_ex((address, port))
-        except socket.timeout:
+        except TimeoutError:
             return errno.ETIMEDOUT
 
 
@@ -74,7 +77,7 @@ def listening_addresses(pid: int) -> set[tuple[str, int]]:
 def addresses() -> list[str]:
     found = own_non_loopback_ipv4()
     if not found:
-        pytest.skip("this machine has no non-loopback IPv4 address to test exposure on")
+        pytest.skip("this machine has no non-loopback IPv4 address (on an interface that is up) to test exposure on")
     return found
 
 
