@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	$(PY) -m nas_core register --quiet
 	$(PY) -m nas_core search examples/digits/config.yml
 
 test: $(STAMP)

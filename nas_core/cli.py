@@ -101,9 +101,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .nni_adapter.tuner import state_path_of
     from .results import ResultsError, format_record, load_results
 
+    if args.host not in ("127.0.0.1", "localhost", "all"):
+        raise UsageError(f"--host {args.host!r}: use 127.0.0.1 (the default) or 'all'; NNI's own launcher "
+                         "checks the manager on localhost, so a single other address cannot work")
     config = load_search_config(args.config)
     port = _free_port(args.port)
-    host = None if args.host == "all" else args.host
+    host = None if args.host == "all" else "127.0.0.1"
     nni_experiment.quiet_nni_logging()
     exp = nni_experiment.start(config.path, port=port, host=host)
     shown = "127.0.0.1" if host in (None, "0.0.0.0") else host
@@ -230,8 +233,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="NNI experiment config (YAML), e.g. examples/digits/config.yml")
     p.add_argument("--port", type=int, default=8080, help="web UI / REST port (the next free one if taken; default 8080)")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address the web server listens on (default 127.0.0.1; 'all' for every interface, "
-                        "which NNI does without authentication)")
+                   help="where the web server listens: 127.0.0.1 (default) or 'all' for every interface, "
+                        "which NNI serves without authentication")
     p.add_argument("--top", type=int, default=3, help="how many best architectures to print (default 3)")
     p.add_argument("--output", help="folder for best.json and trials.csv (default <experiment dir>/nas_results)")
     p.add_argument("--timeout", type=float, default=None, help="stop the experiment after this many seconds")

@@ -12,6 +12,8 @@ import argparse
 import contextlib
 import io
 import shlex
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,10 +131,24 @@ def _read_tuner(config: SearchConfig) -> None:
         raise ConfigError(f"tuner.classArgs.optimize_mode={class_args['optimize_mode']!r}: fitness is maximised")
     if not isinstance(config.strategy_args, dict):
         raise ConfigError(f"tuner.classArgs.strategy_args={config.strategy_args!r} must be a mapping")
+    code_dir = str((config.base_dir / str(tuner.get("codeDirectory", "."))).resolve())
     try:
-        STRATEGIES.build(strategy, config.strategy_args, space=config.space, seed=config.seed)
+        with _on_sys_path(code_dir):  # as NNI does for the tuner: codeDirectory appended to sys.path
+            STRATEGIES.build(strategy, config.strategy_args, space=config.space, seed=config.seed)
     except (RegistryError, PluginArgumentError) as err:
         raise ConfigError(f"tuner.classArgs: {err}") from None
+
+
+@contextlib.contextmanager
+def _on_sys_path(directory: str) -> Iterator[None]:
+    added = directory not in sys.path
+    if added:
+        sys.path.append(directory)
+    try:
+        yield
+    finally:
+        if added and directory in sys.path:
+            sys.path.remove(directory)
 
 
 def _trial_parser() -> argparse.ArgumentParser:
@@ -167,7 +183,8 @@ def _read_trial(config: SearchConfig, *, check_evaluator: bool) -> None:
     if not check_evaluator:
         return
     try:
-        evaluator = build_evaluator(args.evaluator, config.evaluator_args)
+        with _on_sys_path(str(code_dir.resolve())):  # a trial runs in trialCodeDirectory with `python -m`
+            evaluator = build_evaluator(args.evaluator, config.evaluator_args)
     except (SpecError, RegistryError, PluginArgumentError) as err:
         raise ConfigError(f"trialCommand: {err}") from None
     expected = evaluator.search_space()

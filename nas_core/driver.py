@@ -94,6 +94,8 @@ class SearchDriver:
         while True:
             if self._strategy_finished:
                 return FINISHED
+            if not self.strategy.supports_parallel and self._in_flight:
+                return WAIT  # the strategy declared that one candidate at a time is all it handles
             candidate = self._next_candidate
             answer = self.strategy.ask(candidate)
             if answer is FINISHED:

@@ -100,3 +100,8 @@ def test_register_and_unregister_tuner_names(tmp_path, monkeypatch):
     assert main(["register", "--unregister", "--quiet"]) == 0
     listed = subprocess.run([nnictl, "algo", "list"], capture_output=True, text=True).stdout
     assert "NasEvolution" not in listed
+
+
+def test_search_refuses_an_address_nni_cannot_use(make_toy_config, capsys):
+    assert main(["search", str(make_toy_config()), "--host", "192.0.2.7"]) == 2
+    assert "--host '192.0.2.7'" in capsys.readouterr().err

@@ -176,3 +176,14 @@ def test_pareto_front_keeps_non_dominated_records():
         d.complete(arch, TrialResult.succeeded({"accuracy": acc, "flops": flops}, acc))
     front = pareto_front(d.records)
     assert [r.arch for r in front] == [A, B]
+
+
+def test_sequential_strategy_gets_one_candidate_at_a_time():
+    class Sequential(Scripted):
+        supports_parallel = False
+
+    d = SearchDriver(Sequential(space=toy_space(), script=[A, B]))
+    assert d.ask(1) == A
+    assert d.ask(2) is WAIT
+    d.tell(1, ok(1))
+    assert d.ask(2) == B
