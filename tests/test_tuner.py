@@ -123,3 +123,22 @@ def test_rest_helpers():
     jobs = [{"hyperParameters": [json.dumps({"parameter_id": 1, "parameters": {"a": 1, "_candidate": "h1"}})]},
             {"hyperParameters": ["garbage"]}]
     assert rest.submitted_keys(jobs, "_candidate") == {"h1"}
+
+
+def test_orphan_whose_rerun_failed_is_failed_so_no_barrier_waits_forever(tmp_path):
+    tuner = make(tmp_path)
+    a, b = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
+    tuner.receive_trial_result(1, a, result(a, 1.0))
+    again = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0,
+                          state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
+    again.load_checkpoint()
+    again.update_search_space(toy_space().to_nni())
+    assert len(again._driver.orphans) == 1
+    filled = []
+    assert again.generate_multiple_parameters([5], st_callback=lambda pid, p: filled.append(pid)) == []  # barrier
+    running = [{"status": "RUNNING", "hyperParameters": [json.dumps({"parameters": b})]}]
+    assert again.check_orphans(running) is True
+    failed = [{"status": "FAILED", "hyperParameters": [json.dumps({"parameters": b})]}]
+    assert again.check_orphans(failed) is False
+    assert again._driver.records[-1].result.reason == "trial re-run after resume ended as FAILED"
+    assert filled == [5]  # the kept slot got the next batch's candidate

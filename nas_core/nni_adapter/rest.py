@@ -47,6 +47,18 @@ def submitted_keys(jobs: list[dict[str, Any]], field: str) -> set[str]:
     return keys
 
 
+def ended_candidates(jobs: list[dict[str, Any]], field: str) -> dict[str, str]:
+    """Candidate hash -> final status of the jobs that have ended (SUCCEEDED, FAILED, ...)."""
+    ended: dict[str, str] = {}
+    for job in jobs:
+        status = str(job.get("status"))
+        if status in ("WAITING", "RUNNING", "UNKNOWN"):
+            continue
+        for key in submitted_keys([job], field):
+            ended[key] = status
+    return ended
+
+
 def cap_trial_number(port: int, sent: set[str], field: str, attempts: int = 30, delay: float = 2.0) -> bool:
     """Set ``maxTrialNumber`` to the jobs submitted plus those sent but not yet submitted.
 

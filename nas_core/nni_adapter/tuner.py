@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,8 @@ class StrategyTuner(Tuner):
                     self._sent_keys = dict(self._loaded_state.get("sent_keys", {}))
                     _logger.info("resumed: %d results, %d candidates in flight",
                                  len(self._driver.records), len(self._driver.orphans))
+                    if self._driver.orphans:
+                        self._watch_orphans()
                 self._persist()
             except Exception as err:
                 self._report_fatal(f"cannot start strategy {self._strategy_name!r}: {err}")
@@ -297,6 +300,44 @@ class StrategyTuner(Tuner):
         assert self._driver is not None
         self._fill_waiting()
         self._persist()
+
+    # ----------------------------------------------------------------- resume
+    def _watch_orphans(self, interval: float = 10.0) -> None:
+        """Fail candidates whose re-run trial ended without a result after a resume.
+
+        NNI re-runs the trials that were running when it stopped, but ignores their ends in the
+        tuner; a re-run that fails would leave its candidate in flight forever (and a generation
+        barrier waiting). The manager's trial list tells which ones ended.
+        """
+        port = rest.port_from_channel(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
+        if port is None:
+            return
+
+        def watch() -> None:
+            while True:
+                time.sleep(interval)
+                try:
+                    jobs = rest.get(port, "trial-jobs") or []
+                except OSError:
+                    continue
+                with self._lock:
+                    if not self.check_orphans(jobs):
+                        return
+
+        threading.Thread(target=watch, daemon=True, name="orphan-watch").start()
+
+    def check_orphans(self, jobs: list[dict[str, Any]]) -> bool:
+        """Fail orphans whose job ended unsuccessfully; True while orphans remain."""
+        assert self._driver is not None
+        ended = rest.ended_candidates(jobs, CANDIDATE_FIELD)
+        for arch in self._driver.orphans:
+            digest = candidate_hash(self._driver.space.key(arch))
+            status = ended.get(digest)
+            if status is not None and status != "SUCCEEDED":
+                self._driver.complete(arch, TrialResult.failed(f"trial re-run after resume ended as {status}"))
+                _logger.warning("candidate %s: re-run trial ended as %s", digest, status)
+                self._after_result()
+        return bool(self._driver.orphans)
 
     # ------------------------------------------------------------------ finish
     def _request_finish(self) -> None:
