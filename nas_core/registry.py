@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -124,9 +124,11 @@ def accepted_arguments(factory: Callable[..., Any]) -> tuple[list[str], bool]:
     return names, var_kw
 
 
-def build_plugin(factory: Callable[..., Any], args: dict[str, Any], *, label: str, **fixed: Any) -> Any:
+def check_arguments(factory: Callable[..., Any], args: object, *, label: str, fixed: Iterable[str] = ()) -> None:
+    """Refuse arguments ``factory`` does not take, or that the framework sets (``fixed``), by name."""
     if not isinstance(args, dict):
         raise PluginArgumentError(f"{label}: arguments must be a mapping, got {args!r}")
+    fixed = set(fixed)
     accepted, var_kw = accepted_arguments(factory)
     user_visible = [a for a in accepted if a not in fixed]
     for key in args:
@@ -138,6 +140,10 @@ def build_plugin(factory: Callable[..., Any], args: dict[str, Any], *, label: st
             raise PluginArgumentError(
                 f"{label}: unknown argument {key!r} (accepted: {', '.join(user_visible) or 'none'})"
             )
+
+
+def build_plugin(factory: Callable[..., Any], args: dict[str, Any], *, label: str, **fixed: Any) -> Any:
+    check_arguments(factory, args, label=label, fixed=fixed)
     try:
         return factory(**fixed, **args)
     except (ValueError, TypeError) as err:

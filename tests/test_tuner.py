@@ -94,7 +94,8 @@ def test_bad_space_is_reported_not_raised(tmp_path):
     ({"strategy_args": {"nope": 1}}, "unknown argument 'nope'"),
     ({"seed": "x"}, "seed='x'"),
     ({"optimize_mode": "minimize"}, "optimize_mode='minimize'"),
-    ({"strategy_args": {"seed": 1}}, "'seed' is set by the tuner"),
+    ({"strategy_args": {"seed": 1}}, "'seed' is set by the framework"),
+    ({"strategy_args": [1]}, "arguments must be a mapping"),
 ])
 def test_bad_class_args_stop_before_any_trial(kw, message):
     with pytest.raises(TunerConfigError, match=message):

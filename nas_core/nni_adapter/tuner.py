@@ -37,7 +37,7 @@ from typing import Any
 from nni.tuner import Tuner
 
 from ..driver import SearchDriver
-from ..registry import STRATEGIES, PluginArgumentError, accepted_arguments
+from ..registry import STRATEGIES, PluginArgumentError, check_arguments
 from ..space import InvalidArchitectureError, SearchSpace
 from ..state_io import read_json, write_json_atomic
 from ..strategy import FINISHED, WAIT, Strategy, TrialResult
@@ -94,18 +94,12 @@ class StrategyTuner(Tuner):
             raise TunerConfigError(f"optimize_mode={optimize_mode!r}: fitness is always maximised; use 'maximize'")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TunerConfigError(f"seed={seed!r} must be an integer")
-        if strategy_args is not None and not isinstance(strategy_args, dict):
-            raise TunerConfigError(f"strategy_args={strategy_args!r} must be a mapping")
         self._strategy_cls = STRATEGIES.resolve(strategy)
-        accepted, var_kw = accepted_arguments(self._strategy_cls)
-        for name in strategy_args or {}:
-            if name in ("space", "seed"):
-                raise TunerConfigError(f"strategy_args: {name!r} is set by the tuner (use the tuner's own '{name}')")
-            if not var_kw and name not in accepted:
-                raise TunerConfigError(
-                    f"strategy {strategy!r}: unknown argument {name!r} (accepted: "
-                    f"{', '.join(a for a in accepted if a not in ('space', 'seed'))})"
-                )
+        try:
+            check_arguments(self._strategy_cls, strategy_args or {}, label=f"strategy {strategy!r}",
+                            fixed=("space", "seed"))
+        except PluginArgumentError as err:
+            raise TunerConfigError(str(err)) from None
         self._strategy_name = strategy
         self._strategy_args = dict(strategy_args or {})
         self._seed = seed
