@@ -76,18 +76,18 @@ def check_against_uninterrupted(exp_dir, jobs):
     assert results.best()[0].result.fitness == max(r.result.fitness for r in results.records if r.result.ok)
 
 
-@pytest.mark.slow
-def test_stop_then_resume_continues_exactly(make_toy_config):
+def interrupt_and_resume(make_toy_config, after_results: int, interrupt) -> None:
+    """Start the search, interrupt it once ``after_results`` trials succeeded, resume with nnictl."""
     config = config_for(make_toy_config)
     port = free_port()
     exp = nni_experiment.start(config, port=port, host="127.0.0.1")
     exp_id, exp_dir = exp.id, nni_experiment.experiment_dir(exp)
     atexit.unregister(exp.stop)  # stopped and resumed by nnictl below
     try:
-        wait_for(port, lambda status, jobs: succeeded(jobs) >= 3)
-        subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=120, check=True)
+        wait_for(port, lambda status, jobs: succeeded(jobs) >= after_results)
+        interrupt(exp)
         before = len(load_results(state_path_of(exp_dir)).records)
-        assert 3 <= before < 12
+        assert after_results <= before < 12  # interrupted mid-search, with the results so far persisted
         port2 = free_port()
         resume(exp_id, port2)
         status, jobs = wait_for(port2, lambda status, jobs: status in ("DONE", "ERROR"), timeout=240)
@@ -95,24 +95,21 @@ def test_stop_then_resume_continues_exactly(make_toy_config):
         subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=120)
     assert status == "DONE"
     check_against_uninterrupted(exp_dir, jobs)
+
+
+@pytest.mark.slow
+def test_stop_then_resume_continues_exactly(make_toy_config):
+    def stop(exp):
+        subprocess.run([NNICTL, "stop", exp.id], capture_output=True, timeout=120, check=True)
+
+    interrupt_and_resume(make_toy_config, 3, stop)
 
 
 @pytest.mark.slow
 def test_manager_killed_then_resumed_continues_from_the_persisted_state(make_toy_config):
-    config = config_for(make_toy_config)
-    port = free_port()
-    exp = nni_experiment.start(config, port=port, host="127.0.0.1")
-    exp_id, exp_dir = exp.id, nni_experiment.experiment_dir(exp)
-    atexit.unregister(exp.stop)  # stopped and resumed by nnictl below
-    try:
-        wait_for(port, lambda status, jobs: succeeded(jobs) >= 5)
+    def kill(exp):
         os.kill(exp._proc.pid, signal.SIGKILL)  # the NNI manager dies without running anything
         exp._proc.wait()
         time.sleep(3)
-        port2 = free_port()
-        resume(exp_id, port2)
-        status, jobs = wait_for(port2, lambda status, jobs: status in ("DONE", "ERROR"), timeout=240)
-    finally:
-        subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=120)
-    assert status == "DONE"
-    check_against_uninterrupted(exp_dir, jobs)
+
+    interrupt_and_resume(make_toy_config, 3, kill)
