@@ -84,12 +84,20 @@ class SearchDriver:
         self._by_trial: dict[TrialId, str] = {}  # runner trial id -> key
         self._next_candidate = 0
         self._strategy_finished = False
+        self._resend: list[str] = []  # orphans to hand out again before asking the strategy
 
     # ------------------------------------------------------------------ asking
     def ask(self, trial_id: TrialId) -> Ask:
         """An architecture for runner trial ``trial_id`` to train, or WAIT, or FINISHED."""
         if trial_id in self._by_trial:
             raise StrategyError(f"trial id {trial_id!r} already has a pending candidate")
+        while self._resend:
+            key = self._resend.pop(0)
+            flight = self._in_flight.get(key)
+            if flight is not None and flight.trial_id is None:
+                flight.trial_id = trial_id
+                self._by_trial[trial_id] = key
+                return flight.arch
         duplicates = 0
         while True:
             if self._strategy_finished:
@@ -198,6 +206,10 @@ class SearchDriver:
         return self._strategy_finished and not self._in_flight
 
     @property
+    def has_resend(self) -> bool:
+        return bool(self._resend)
+
+    @property
     def strategy_finished(self) -> bool:
         return self._strategy_finished
 
@@ -219,6 +231,15 @@ class SearchDriver:
             flight.trial_id = None
         self._by_trial.clear()
 
+    def resend(self, arch: Mapping[str, Any]) -> bool:
+        """Hand an orphan out again at the next ``ask`` (its trial never ran, or its result is lost)."""
+        key = self.space.key(arch)
+        flight = self._in_flight.get(key)
+        if flight is None or flight.trial_id is not None or key in self._resend:
+            return False
+        self._resend.append(key)
+        return True
+
     def fail_orphans(self, reason: str) -> int:
         """Fail every in-flight candidate without a runner trial id; returns how many."""
         keys = [k for k, f in self._in_flight.items() if f.trial_id is None]
@@ -234,6 +255,7 @@ class SearchDriver:
             "strategy_finished": self._strategy_finished,
             "records": [r.to_json() for r in self.records],
             "known": _record_positions(self.records, self._known),
+            "resend": list(self._resend),
             "in_flight": [
                 {"key": k, "candidate_id": f.candidate_id, "trial_id": f.trial_id, "arch": f.arch, "followers": f.followers}
                 for k, f in self._in_flight.items()
@@ -250,6 +272,7 @@ class SearchDriver:
         self._known = {key: self.records[int(i)] for key, i in state["known"].items()}
         self._in_flight = {}
         self._by_trial = {}
+        self._resend = list(state.get("resend", []))
         for entry in state["in_flight"]:
             flight = _InFlight(int(entry["candidate_id"]), entry["trial_id"], dict(entry["arch"]), list(entry["followers"]))
             self._in_flight[entry["key"]] = flight

@@ -141,5 +141,52 @@ def test_orphan_whose_rerun_failed_is_failed_so_no_barrier_waits_forever(tmp_pat
     assert again.check_orphans(running) is True
     failed = [{"status": "FAILED", "hyperParameters": [json.dumps({"parameters": b})]}]
     assert again.check_orphans(failed) is False
-    assert again._driver.records[-1].result.reason == "trial re-run after resume ended as FAILED"
+    assert again._driver.records[-1].result.reason == "trial re-run after resume ended as FAILED without a result"
     assert filled == [5]  # the kept slot got the next batch's candidate
+
+
+def test_orphan_whose_job_succeeded_unheard_takes_the_result_from_the_manager(tmp_path):
+    tuner = make(tmp_path)
+    a, b = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
+    again = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0,
+                          state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
+    again.load_checkpoint()
+    again.update_search_space(toy_space().to_nni())
+    metric = json.dumps(json.dumps(result(b, 7.0)))  # NNI stores the reported dict JSON-encoded twice
+    jobs = [{"status": "SUCCEEDED", "hyperParameters": [json.dumps({"parameters": b})],
+             "finalMetricData": [{"data": metric}]}]
+    assert again.check_orphans(jobs) is True  # a's job is unknown: still in flight
+    assert [r.result.fitness for r in again._driver.records] == [7.0]
+
+
+def resumed(tmp_path):
+    again = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0,
+                          state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
+    again.load_checkpoint()
+    again.update_search_space(toy_space().to_nni())
+    return again
+
+
+def test_orphan_that_never_became_a_trial_is_proposed_again(tmp_path):
+    tuner = make(tmp_path)
+    a, b = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
+    tuner.receive_trial_result(1, a, result(a, 1.0))
+    again = resumed(tmp_path)
+    filled = []
+    assert again.generate_multiple_parameters([7], st_callback=lambda pid, p: filled.append((pid, p))) == []
+    only_a = [{"status": "SUCCEEDED", "hyperParameters": [json.dumps({"parameters": a})]}]
+    assert again.check_orphans(only_a) is False  # b was never submitted: handed out again
+    assert filled == [(7, b)]
+    again.receive_trial_result(7, b, result(b, 2.0))
+    assert [r.result.fitness for r in again._driver.records] == [1.0, 2.0]
+
+
+def test_a_stale_tuner_never_overwrites_the_resumed_state(tmp_path):
+    old = make(tmp_path)
+    params = old.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
+    new = resumed(tmp_path)
+    new.receive_trial_result(1, params[0], result(params[0], 1.0))
+    written = (tmp_path / "state.json").read_text()
+    old.receive_trial_result(2, params[1], result(params[1], 2.0))  # the old manager's tuner, still alive
+    old._on_exit()
+    assert (tmp_path / "state.json").read_text() == written

@@ -47,16 +47,27 @@ def submitted_keys(jobs: list[dict[str, Any]], field: str) -> set[str]:
     return keys
 
 
-def ended_candidates(jobs: list[dict[str, Any]], field: str) -> dict[str, str]:
-    """Candidate hash -> final status of the jobs that have ended (SUCCEEDED, FAILED, ...)."""
-    ended: dict[str, str] = {}
+def ended_candidates(jobs: list[dict[str, Any]], field: str) -> dict[str, dict[str, Any]]:
+    """Candidate hash -> the job that ran it, for jobs that have ended (SUCCEEDED, FAILED, ...)."""
+    ended: dict[str, dict[str, Any]] = {}
     for job in jobs:
-        status = str(job.get("status"))
-        if status in ("WAITING", "RUNNING", "UNKNOWN"):
+        if str(job.get("status")) in ("WAITING", "RUNNING", "UNKNOWN"):
             continue
         for key in submitted_keys([job], field):
-            ended[key] = status
+            ended[key] = job
     return ended
+
+
+def final_value(job: dict[str, Any]) -> Any:
+    """The final result a job reported (the whole dict), or None."""
+    for metric in job.get("finalMetricData") or []:
+        data = metric.get("data")
+        try:
+            value = json.loads(data) if isinstance(data, str) else data
+            return json.loads(value) if isinstance(value, str) else value
+        except (TypeError, ValueError):
+            continue
+    return None
 
 
 def cap_trial_number(port: int, sent: set[str], field: str, attempts: int = 30, delay: float = 2.0) -> bool:

@@ -116,6 +116,7 @@ class StrategyTuner(Tuner):
         self._sent_keys: dict[str, str] = {}  # candidate hash -> architecture key, for swap checks
         self._finish_requested = False
         self._fatal: str | None = None
+        self._epoch = 1  # bumped on every resume; a stale tuner of an older epoch never writes
 
     # ------------------------------------------------------------------ set-up
     def _default_state_path(self) -> Path:
@@ -143,6 +144,7 @@ class StrategyTuner(Tuner):
                     return
                 self._driver = SearchDriver(self._build_strategy(search_space))
                 if self._loaded_state is not None:
+                    self._epoch = int(self._loaded_state.get("epoch", 1)) + 1
                     self._driver.load_state_dict(self._loaded_state["driver"])
                     # A resumed manager reuses or renumbers parameter ids: match by architecture.
                     self._driver.forget_trial_ids()
@@ -151,6 +153,7 @@ class StrategyTuner(Tuner):
                                  len(self._driver.records), len(self._driver.orphans))
                     if self._driver.orphans:
                         self._watch_orphans()
+                self._claim_state()
                 self._persist()
             except Exception as err:
                 self._report_fatal(f"cannot start strategy {self._strategy_name!r}: {err}")
@@ -296,7 +299,7 @@ class StrategyTuner(Tuner):
         self._persist()
 
     # ----------------------------------------------------------------- resume
-    def _watch_orphans(self, interval: float = 10.0) -> None:
+    def _watch_orphans(self, interval: float = 5.0) -> None:
         """Fail candidates whose re-run trial ended without a result after a resume.
 
         NNI re-runs the trials that were running when it stopped, but ignores their ends in the
@@ -321,16 +324,34 @@ class StrategyTuner(Tuner):
         threading.Thread(target=watch, daemon=True, name="orphan-watch").start()
 
     def check_orphans(self, jobs: list[dict[str, Any]]) -> bool:
-        """Fail orphans whose job ended unsuccessfully; True while orphans remain."""
+        """Settle orphans from the manager's trial list; True while orphans remain.
+
+        * no job ran it (sent just before the manager died, never submitted): hand it out again;
+        * its job succeeded while no manager listened: take the result the manager recorded, or,
+          if none was recorded, hand it out again to be trained;
+        * its job ended otherwise: the candidate failed.
+        """
         assert self._driver is not None
+        submitted = rest.submitted_keys(jobs, CANDIDATE_FIELD)
         ended = rest.ended_candidates(jobs, CANDIDATE_FIELD)
         for arch in self._driver.orphans:
             digest = candidate_hash(self._driver.space.key(arch))
-            status = ended.get(digest)
-            if status is not None and status != "SUCCEEDED":
-                self._driver.complete(arch, TrialResult.failed(f"trial re-run after resume ended as {status}"))
-                _logger.warning("candidate %s: re-run trial ended as %s", digest, status)
-                self._after_result()
+            job = ended.get(digest)
+            if digest not in submitted or (job is not None and job.get("status") == "SUCCEEDED"
+                                           and rest.final_value(job) is None):
+                if self._driver.resend(arch):
+                    _logger.warning("candidate %s has no trial or lost its result: proposing it again", digest)
+                continue
+            if job is None:
+                continue  # still running
+            value = rest.final_value(job)
+            if job.get("status") == "SUCCEEDED":
+                result = result_from_value(value)
+            else:
+                result = TrialResult.failed(f"trial re-run after resume ended as {job.get('status')} without a result")
+            self._driver.complete(arch, result)
+            _logger.warning("candidate %s settled from the manager's trial list: %s", digest, result.status)
+        self._after_result()
         return bool(self._driver.orphans)
 
     # ------------------------------------------------------------------ finish
@@ -362,12 +383,29 @@ class StrategyTuner(Tuner):
             _logger.exception("could not report the error to the NNI manager")
 
     # ------------------------------------------------------------------- state
+    def _owner_path(self) -> Path:
+        return self._state_path.with_name(self._state_path.name + ".owner")
+
+    def _claim_state(self) -> None:
+        """Mark this tuner as the state's writer (a resumed experiment may leave the old one alive)."""
+        write_json_atomic(self._owner_path(), {"epoch": self._epoch, "pid": os.getpid()})
+
+    def _owns_state(self) -> bool:
+        try:
+            return int(read_json(self._owner_path())["epoch"]) <= self._epoch
+        except (OSError, ValueError, KeyError, TypeError):
+            return True
+
     def _persist(self) -> None:
         if self._driver is None:
+            return
+        if not self._owns_state():
+            _logger.warning("a newer tuner (resumed experiment) owns %s; this one no longer writes it", self._state_path)
             return
         try:
             state = {
                 "version": 1,
+                "epoch": self._epoch,
                 "strategy": self._strategy_name,
                 "strategy_args": self._strategy_args,
                 "seed": self._seed,
