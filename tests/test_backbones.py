@@ -266,3 +266,18 @@ def test_binary_vgg_small_learns_digits():
     acc = correct / len(data.val)
     print(f"binary VGG-small x4 @ width 1/8 on digits: val acc {acc:.3f} in {time.perf_counter() - t0:.1f}s")
     assert acc > 0.6
+
+
+def test_binary_vgg_skips_the_relu_its_quantiser_makes_redundant():
+    import torch
+
+    torch.manual_seed(0)
+    net = build_network("vgg_small", uniform_ratios("vgg_small", 1), width_scale=0.125, in_channels=1)
+    net.eval()
+    x = torch.randn(4, 1, 8, 8)
+    relu = torch.nn.ReLU()
+    reference = x
+    for i in range(1, 7):  # the same network with a ReLU after every layer
+        reference = relu(getattr(net, f"bn{i}")(getattr(net, f"pool{i}")(getattr(net, f"conv{i}")(reference))))
+    reference = net.classifier(torch.flatten(net.avgpool(reference), 1))
+    assert torch.allclose(net(x), reference)
