@@ -91,6 +91,22 @@ def roulette_index(fitnesses: Sequence[float | None], rng: random.Random) -> int
     return positive[-1]  # rounding left the threshold at the very top
 
 
+FITNESS_SCALINGS = ("window", "none")
+
+
+def window_scaled(fitnesses: Sequence[float | None]) -> list[float | None]:
+    """Fitness minus the generation's worst (windowing), so roulette selection has pressure.
+
+    The paper's fitness is accuracy in percent minus a FLOPs penalty, so a generation's values
+    sit close together (e.g. 84–92): raw fitness-proportional selection is then almost uniform.
+    Subtracting the worst keeps the ranking and the proportionality of the differences; the worst
+    member is never picked while another is better, and equal fitnesses stay uniform.
+    """
+    finite = [f for f in fitnesses if f is not None and math.isfinite(f)]
+    floor = min(finite)
+    return [None if f is None else (f - floor if math.isfinite(f) else 0.0) for f in fitnesses]
+
+
 class GenerationalStrategy(Strategy):
     """Generation barrier bookkeeping: K asks per generation, WAIT until all K are told, G generations.
 
@@ -215,8 +231,12 @@ class Evolution(GenerationalStrategy):
         mutation_rate: float | None = None,
         elitism: int = 1,
         initial_architectures: Sequence[Mapping[str, Any]] | None = None,
+        fitness_scaling: str = "window",
     ) -> None:
         super().__init__(space=space, seed=seed, population_size=population_size, generations=generations)
+        if fitness_scaling not in FITNESS_SCALINGS:
+            raise ValueError(f"fitness_scaling must be one of {FITNESS_SCALINGS}, got {fitness_scaling!r}")
+        self.fitness_scaling = fitness_scaling
         self.copy_prob = check_probability("copy_prob", copy_prob)
         self.crossover_prob = check_probability("crossover_prob", crossover_prob)
         self.mutation_prob = check_probability("mutation_prob", mutation_prob)
@@ -263,6 +283,8 @@ class Evolution(GenerationalStrategy):
         fitnesses = [usable_fitness(result) for _, result in evaluated]
         members = self._elites(archs, fitnesses)
         has_parent = any(f is not None for f in fitnesses)
+        if self.fitness_scaling == "window" and has_parent:
+            fitnesses = window_scaled(fitnesses)
         while len(members) < self.population_size:
             if not has_parent:
                 members.append(self.space.sample(self.rng))

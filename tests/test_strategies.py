@@ -379,3 +379,21 @@ def test_nsga2_rejects_bad_arguments_by_name(argument: str, value: object) -> No
     assert argument in str(info.value) and repr(value) in str(info.value)
     with pytest.raises(ValueError, match="must differ"):
         NSGA2(space=toy_space(), objective_max="flops", objective_min="flops")
+
+
+def test_window_scaling_gives_roulette_selection_pressure():
+    import random as _random
+
+    from strategies.evolution import roulette_index, window_scaled
+
+    fitnesses = [84.0, 85.0, 92.0, None]
+    assert window_scaled(fitnesses) == [0.0, 1.0, 8.0, None]
+    rng = _random.Random(0)
+    picks = [roulette_index(window_scaled(fitnesses), rng) for _ in range(900)]
+    assert picks.count(0) == 0 and picks.count(3) == 0
+    assert picks.count(2) > 6 * picks.count(1)  # 8 : 1 in expectation; raw fitness would be ~1.08 : 1
+    from nas_core import STRATEGIES
+    from tests.toy_plugins import toy_space
+
+    with pytest.raises(Exception, match="fitness_scaling"):
+        STRATEGIES.build("evolution", {"fitness_scaling": "sigma"}, space=toy_space(), seed=0)
