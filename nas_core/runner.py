@@ -86,12 +86,7 @@ def run_search(
     results_this_call = 0
     try:
         while trained() < budget:
-            while len(queue) < concurrency and trained() + len(queue) < budget:
-                answer = driver.ask(next_trial)
-                if answer is WAIT or answer is FINISHED:
-                    break
-                queue.append((next_trial, answer))  # type: ignore[arg-type]
-                next_trial += 1
+            next_trial = fill_in_flight(driver, queue, min(concurrency, budget - trained()), next_trial)
             if not queue:
                 if driver.strategy_finished:
                     break
@@ -111,6 +106,20 @@ def run_search(
             bar.close()
     persist()
     return driver
+
+
+def fill_in_flight(driver: SearchDriver, queue: deque[tuple[int, Architecture]], limit: int, next_trial: int) -> int:
+    """Ask for candidates until ``limit`` are in flight or the driver answers WAIT or FINISHED.
+
+    Asked candidates are appended to ``queue`` under consecutive trial ids; returns the next free id.
+    """
+    while len(queue) < limit:
+        answer = driver.ask(next_trial)
+        if answer is WAIT or answer is FINISHED:
+            break
+        queue.append((next_trial, answer))  # type: ignore[arg-type]
+        next_trial += 1
+    return next_trial
 
 
 def _progress_bar(total: int, initial: int, *, enabled: bool) -> Any:

@@ -28,6 +28,12 @@ CANDIDATE_FIELD = "_candidate"
 """Parameter field carrying the tuner's candidate hash; the trial echoes it as ``candidate``."""
 
 
+def split_parameters(parameters: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Separate an architecture from the candidate field the tuner added to it."""
+    arch = {k: v for k, v in parameters.items() if k != CANDIDATE_FIELD}
+    return arch, parameters.get(CANDIDATE_FIELD)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nas_core.trial", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,8 +55,7 @@ def _default_value(evaluator: Evaluator, metrics: Mapping[str, float]) -> float:
 
 def run_trial(evaluator: Evaluator, params: Mapping[str, Any], *, intermediate: Any, final: Any) -> int:
     """Evaluate one parameter set and report through the given callables; returns the exit status."""
-    arch = {k: v for k, v in params.items() if k != CANDIDATE_FIELD}
-    candidate = params.get(CANDIDATE_FIELD)
+    arch, candidate = split_parameters(params)
     echo: dict[str, Any] = {"candidate": candidate} if candidate is not None else {}
     space = evaluator.search_space()
     try:

@@ -41,7 +41,7 @@ from ..registry import STRATEGIES, PluginArgumentError, check_arguments
 from ..space import InvalidArchitectureError, SearchSpace
 from ..state_io import read_json, write_json_atomic
 from ..strategy import FINISHED, WAIT, Strategy, TrialResult
-from ..trial import CANDIDATE_FIELD
+from ..trial import CANDIDATE_FIELD, split_parameters
 from . import rest
 
 _logger = logging.getLogger("nas_core.tuner")
@@ -49,19 +49,13 @@ _logger = logging.getLogger("nas_core.tuner")
 STATE_FILE = "nas_search_state.json"
 
 
-class TunerConfigError(ValueError):
+class TunerConfigError(PluginArgumentError):
     """A tuner class argument is wrong; the message names it."""
 
 
 def candidate_hash(key: str) -> str:
     """Short, stable id of an architecture key (shown in the web UI's parameter column)."""
     return hashlib.sha1(key.encode("utf-8")).hexdigest()[:12]
-
-
-def split_parameters(parameters: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """Separate an architecture from the candidate field the tuner added to it."""
-    arch = {k: v for k, v in parameters.items() if k != CANDIDATE_FIELD}
-    return arch, parameters.get(CANDIDATE_FIELD)
 
 
 def result_from_value(value: Any) -> TrialResult:
@@ -117,6 +111,18 @@ class StrategyTuner(Tuner):
         self._finish_requested = False
         self._fatal: str | None = None
         self._epoch = 1  # bumped on every resume; a stale tuner of an older epoch never writes
+
+    @property
+    def strategy_name(self) -> str:
+        return self._strategy_name
+
+    @property
+    def strategy_args(self) -> dict[str, Any]:
+        return dict(self._strategy_args)
+
+    @property
+    def seed(self) -> int:
+        return self._seed
 
     # ------------------------------------------------------------------ set-up
     def _default_state_path(self) -> Path:

@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 from ..driver import SearchDriver
 from ..registry import STRATEGIES
-from ..runner import run_search
+from ..runner import fill_in_flight, run_search
 from ..space import Architecture, Dimension, SearchSpace
 from ..strategy import FINISHED, WAIT, Ask, Strategy, StrategyError, TrialResult
 
@@ -398,12 +398,7 @@ class StrategyConformance:
         queue: deque[tuple[int, Architecture]] = deque()
         results = next_trial = 0
         while results < 40:
-            while len(queue) < self._concurrency():
-                answer = driver.ask(next_trial)
-                if answer is WAIT or answer is FINISHED:
-                    break
-                queue.append((next_trial, answer))  # type: ignore[arg-type]
-                next_trial += 1
+            next_trial = fill_in_flight(driver, queue, self._concurrency(), next_trial)
             if not queue:
                 assert driver.strategy_finished, "WAIT with no candidate in flight after a replay"
                 break
