@@ -21,8 +21,26 @@ from nas_core.space import Architecture
 
 from spaces.width import PAPER_RATIOS, BinaryWidthSpace
 
-DEFAULT_WIDTH_SCALE = {"digits": 0.125, "cifar10": 1.0, "imagenet": 1.0}
-DEFAULT_IMAGE_SIZE = {"digits": 8, "cifar10": 32, "imagenet": 224}
+DATASET_SETTINGS: dict[str, dict[str, float | int]] = {
+    "digits": {"width_scale": 0.125, "image_size": 8, "num_classes": 10, "in_channels": 1},
+    "cifar10": {"width_scale": 1.0, "image_size": 32, "num_classes": 10, "in_channels": 3},
+    "imagenet": {"width_scale": 1.0, "image_size": 224, "num_classes": 1000, "in_channels": 3},
+}
+"""Per data set: the default width scale and input size, and the classes and input channels."""
+
+
+def report_setting(evaluator_args: Mapping[str, Any]) -> dict[str, Any]:
+    """What a search report needs to compute baselines, from this evaluator's arguments."""
+    dataset = evaluator_args.get("dataset", "digits")
+    defaults = DATASET_SETTINGS.get(dataset, {})
+    return {
+        "backbone": evaluator_args.get("backbone", "vgg_small"),
+        "width_scale": evaluator_args.get("width_scale") or defaults.get("width_scale"),
+        "image_size": evaluator_args.get("image_size") or defaults.get("image_size"),
+        "num_classes": defaults.get("num_classes"),
+        "in_channels": defaults.get("in_channels"),
+        "lam": evaluator_args.get("lam", 4.0),
+    }
 
 
 class BinaryFitness(Objective):
@@ -102,10 +120,10 @@ class BinaryWidthEvaluator(Evaluator):
         self.backbone = backbone
         self.dataset = dataset
         self.data_dir = data_dir
-        self.width_scale = DEFAULT_WIDTH_SCALE[dataset] if width_scale is None else width_scale
+        self.width_scale = DATASET_SETTINGS[dataset]["width_scale"] if width_scale is None else width_scale
         if isinstance(self.width_scale, bool) or not isinstance(self.width_scale, (int, float)) or self.width_scale <= 0:
             raise ValueError(f"width_scale must be a positive number, got {self.width_scale!r}")
-        self.image_size = image_size or DEFAULT_IMAGE_SIZE[dataset]
+        self.image_size = image_size or int(DATASET_SETTINGS[dataset]["image_size"])
         self.train_config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                                         momentum=momentum, weight_decay=weight_decay, schedule=schedule)
         for name, value in (("subset_per_class", subset_per_class), ("val_size", val_size),

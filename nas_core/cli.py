@@ -159,20 +159,12 @@ def _write_results(results, out_dir: Path, setting: dict | None = None) -> None:
 
 
 def _report_setting(evaluator: str | None, evaluator_args: dict) -> dict:
-    """What the report needs to compute baselines, from the paper evaluator's arguments."""
+    """What the report needs to compute baselines; known for the paper evaluator only."""
     if evaluator != "binary_width":
         return {}
-    dataset = evaluator_args.get("dataset", "digits")
-    defaults = {"digits": (0.125, 8, 10, 1), "cifar10": (1.0, 32, 10, 3), "imagenet": (1.0, 224, 1000, 3)}
-    scale, size, classes, channels = defaults.get(dataset, (None, None, None, None))
-    return {
-        "backbone": evaluator_args.get("backbone", "vgg_small"),
-        "width_scale": evaluator_args.get("width_scale") or scale,
-        "image_size": evaluator_args.get("image_size") or size,
-        "num_classes": classes,
-        "in_channels": channels,
-        "lam": evaluator_args.get("lam", 4.0),
-    }
+    from evaluators.fitness import report_setting  # torch-free module
+
+    return report_setting(evaluator_args)
 
 
 def _experiment_dir(location: str) -> Path:

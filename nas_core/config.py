@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .registry import STRATEGIES, PluginArgumentError, RegistryError
+from .registry import STRATEGIES, PluginArgumentError, RegistryError, build_plugin
 from .space import InvalidSpaceError, SearchSpace
 from .spec import SpecError, build_evaluator, load_mapping_file, parse_args_text
 
@@ -113,28 +113,18 @@ def _read_tuner(config: SearchConfig) -> None:
     class_name = str(tuner.get("className") or "").replace(":", ".")
     builtin = tuner.get("name")
     ours = registered_tuner_names()
-    if class_name == TUNER_CLASS:
-        strategy = class_args.get("strategy", "evolution")
-    elif builtin in ours:
-        strategy = class_args.get("strategy", ours[builtin])
-    else:
+    if builtin in ours:
+        class_args = {"strategy": ours[builtin], **class_args}  # as NNI merges a registered name's classArgs
+    elif class_name != TUNER_CLASS:
         return  # an NNI tuner (TPE, Evolution...) or someone else's: NNI checks it
-    config.strategy = strategy
-    config.strategy_args = class_args.get("strategy_args") or {}
-    config.seed = class_args.get("seed", 0)
-    known = {"strategy", "strategy_args", "seed", "space", "space_args", "optimize_mode", "state_file",
-             "missing_result_timeout"}
-    unknown = sorted(set(class_args) - known)
-    if unknown:
-        raise ConfigError(f"tuner.classArgs: unknown argument {unknown[0]!r} (accepted: {', '.join(sorted(known))})")
-    if class_args.get("optimize_mode", "maximize") != "maximize":
-        raise ConfigError(f"tuner.classArgs.optimize_mode={class_args['optimize_mode']!r}: fitness is maximised")
-    if not isinstance(config.strategy_args, dict):
-        raise ConfigError(f"tuner.classArgs.strategy_args={config.strategy_args!r} must be a mapping")
     code_dir = str((config.base_dir / str(tuner.get("codeDirectory", "."))).resolve())
+    from .nni_adapter.tuner import StrategyTuner
+
     try:
         with _on_sys_path(code_dir):  # as NNI does for the tuner: codeDirectory appended to sys.path
-            STRATEGIES.build(strategy, config.strategy_args, space=config.space, seed=config.seed)
+            built = build_plugin(StrategyTuner, class_args, label="tuner.classArgs")
+            config.strategy, config.strategy_args, config.seed = built.strategy_name, built.strategy_args, built.seed
+            STRATEGIES.build(config.strategy, config.strategy_args, space=config.space, seed=config.seed)
     except (RegistryError, PluginArgumentError) as err:
         raise ConfigError(f"tuner.classArgs: {err}") from None
 

@@ -37,9 +37,6 @@ __all__ = [
     "write_report",
 ]
 
-DIGITS_SETTING = (0.125, 8, 10, 1)
-"""width scale, image size, classes, input channels of the project's 8×8 digits demo."""
-
 BASELINE_RATIOS = (1.0, 2.0, 3.0, 4.0)
 """Uniform-k× rows always in the table (as in Table 1); evaluated uniform networks are added."""
 
@@ -128,6 +125,7 @@ def resolve_setting(
     """
     try:
         from evaluators.backbones import BACKBONES, PAPER_SETTINGS, searchable_layers
+        from evaluators.fitness import DATASET_SETTINGS
     except ImportError as err:  # the evaluator plugins are not installed
         return None, [f"baselines left out: evaluators.backbones could not be imported ({err})"]
     notes: list[str] = []
@@ -144,10 +142,12 @@ def resolve_setting(
         return None, [f"baselines left out: the dimension names {names[:8]}{' …' if len(names) > 8 else ''} "
                       "match no known backbone (a generic search); pass backbone= for a width search"]
     given = (width_scale, image_size, num_classes, in_channels)
+    digits = DATASET_SETTINGS["digits"]
+    digits_preset = (digits["width_scale"], digits["image_size"], digits["num_classes"], digits["in_channels"])
     candidates: list[NetworkSetting] = []
     for name in fits:
         paper = PAPER_SETTINGS[name]
-        for preset in ((1.0, paper.image_size, paper.num_classes, paper.in_channels), DIGITS_SETTING):
+        for preset in ((1.0, paper.image_size, paper.num_classes, paper.in_channels), digits_preset):
             values = [g if g is not None else p for g, p in zip(given, preset)]
             candidate = NetworkSetting(name, float(values[0]), int(values[1]), int(values[2]), int(values[3]))
             if candidate not in candidates and _computable(candidate):
