@@ -7,12 +7,17 @@ and scores the candidate, reports every epoch as an intermediate result and ends
 dict whose numeric ``default`` is the fitness, followed by every metric. A candidate that fails
 (e.g. its loss diverged) is reported with ``status: failed`` and its reason, and the process
 exits with status 1 so NNI marks the trial FAILED.
+
+Under NNI the process is only a thin client by default: the trial runs in a resident worker of
+its slot (:mod:`nas_core.worker_pool`), so torch, NNI and the data are loaded once per worker
+rather than once per trial; ``--worker off`` runs it in this process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -41,6 +46,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--args", default=None, help="evaluator arguments: a JSON object, or a .json/.yml file")
     parser.add_argument("--arch", default=None,
                         help="architecture as a JSON object, to run one candidate outside NNI (for debugging)")
+    parser.add_argument("--worker", choices=("auto", "off"), default="auto",
+                        help="auto (default): under NNI, run in a resident worker process that keeps torch, NNI "
+                             "and the data loaded between trials; off: run in this trial's own process")
     return parser
 
 
@@ -87,10 +95,28 @@ def run_trial(evaluator: Evaluator, params: Mapping[str, Any], *, intermediate: 
     return 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def _build_evaluator(args: argparse.Namespace, cache: dict[Any, Evaluator] | None) -> Evaluator:
+    """The evaluator the command line names; reused from ``cache`` when the same one was built before."""
+    evaluator_args = parse_args_text(args.args)
+    if cache is None:
+        return build_evaluator(args.evaluator, evaluator_args)
+    key = (args.evaluator, json.dumps(evaluator_args, sort_keys=True, default=str), os.getcwd())
+    if key not in cache:
+        cache[key] = build_evaluator(args.evaluator, evaluator_args)
+    return cache[key]
+
+
+def main(argv: list[str] | None = None, *, evaluators: dict[Any, Evaluator] | None = None,
+         in_worker: bool = False) -> int:
+    """Run one trial; ``evaluators`` and ``in_worker`` are set by the resident worker that runs it."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)
+    if not in_worker and args.worker == "auto" and args.arch is None:
+        code = _run_in_worker(argv)
+        if code is not None:
+            return code
     try:
-        evaluator = build_evaluator(args.evaluator, parse_args_text(args.args))
+        evaluator = _build_evaluator(args, evaluators)
     except (SpecError, RegistryError, PluginArgumentError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -102,13 +128,28 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return run_trial(evaluator, params, intermediate=lambda m: print("epoch", json.dumps(m)),
                          final=lambda m: print("final", json.dumps(m)))
-    from .nni_adapter import trial_io
+    from .nni_adapter.trial_io import TrialSession
 
-    params = trial_io.get_parameters()
+    session = TrialSession()
+    params = session.get_parameters()
     if params is None:
         print("error: NNI gave this trial no parameters (run it under NNI, or pass --arch)", file=sys.stderr)
         return 2
-    return run_trial(evaluator, params, intermediate=trial_io.report_intermediate, final=trial_io.report_final)
+    return run_trial(evaluator, params, intermediate=session.report_intermediate, final=session.report_final)
+
+
+def _run_in_worker(argv: list[str]) -> int | None:
+    """The exit status of the trial run by a resident worker, or None to run it in this process."""
+    from .nni_adapter.trial_io import has_http_channel, in_nni_trial
+    from .worker_pool import WorkerUnavailable, run_in_worker
+
+    if not (in_nni_trial() and has_http_channel()):
+        return None
+    try:
+        return run_in_worker(argv)
+    except (WorkerUnavailable, OSError) as err:
+        print(f"warning: running this trial in its own process: {err}", file=sys.stderr)
+        return None
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ STRATEGY_ARGS = {"population_size": 4, "generations": 3}
 def config_for(make_toy_config):
     tuner = {"className": "nas_core.nni_adapter.tuner.StrategyTuner", "codeDirectory": str(REPO),
              "classArgs": {"strategy": "evolution", "strategy_args": STRATEGY_ARGS, "seed": 3}}
-    return make_toy_config(tuner=tuner, maxTrialNumber=30, trialConcurrency=2, trial_args={"sleep": 1.5})
+    return make_toy_config(tuner=tuner, maxTrialNumber=30, trialConcurrency=2, trial_args={"sleep": 3.0})  # long enough to stop mid-search
 
 
 def wait_for(port, predicate, timeout=120):

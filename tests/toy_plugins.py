@@ -88,3 +88,14 @@ class BatchStrategy(Strategy):
         self.asked = list(state["asked"])
         self.told = set(state["told"])
         self.next_index = int(state["next_index"])
+
+
+class ProcessReportingEvaluator(ToyEvaluator):
+    """The toy evaluator, also reporting which process evaluated (to see resident workers at work)."""
+
+    name = "toy_pid"
+
+    def evaluate(self, arch: Architecture, reporter: Reporter = null_reporter) -> dict[str, float]:
+        import os
+
+        return {**super().evaluate(arch, reporter), "pid": float(os.getpid())}

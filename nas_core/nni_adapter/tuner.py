@@ -81,6 +81,7 @@ class StrategyTuner(Tuner):
         optimize_mode: str = "maximize",
         state_file: str | None = None,
         missing_result_timeout: float = 30.0,
+        prefetch: int = 1,
     ) -> None:
         super().__init__()
         # Errors here stop the tuner process before any trial: NNI shows the experiment as ERROR.
@@ -88,6 +89,8 @@ class StrategyTuner(Tuner):
             raise TunerConfigError(f"optimize_mode={optimize_mode!r}: fitness is always maximised; use 'maximize'")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TunerConfigError(f"seed={seed!r} must be an integer")
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+            raise TunerConfigError(f"prefetch={prefetch!r} must be a whole number >= 0 (candidates queued ahead)")
         self._strategy_cls = STRATEGIES.resolve(strategy)
         try:
             check_arguments(self._strategy_cls, strategy_args or {}, label=f"strategy {strategy!r}",
@@ -101,6 +104,9 @@ class StrategyTuner(Tuner):
         self._space_args = dict(space_args or {})
         self._state_path = Path(state_file) if state_file else self._default_state_path()
         self._missing_result_timeout = float(missing_result_timeout)
+        self._prefetch = prefetch
+        self._requested = 0  # parameter ids NNI asked for
+        self._handed_out = 0  # parameter sets given to NNI (for those ids, or queued ahead)
 
         self._lock = threading.RLock()
         self._driver: SearchDriver | None = None
@@ -108,6 +114,7 @@ class StrategyTuner(Tuner):
         self._waiting: list[int] = []  # parameter ids NNI requested while the strategy said WAIT
         self._st_callback: Any = None
         self._sent_keys: dict[str, str] = {}  # candidate hash -> architecture key, for swap checks
+        self._params_by_id: dict[int, dict[str, Any]] = {}  # what this tuner handed out, per parameter id
         self._finish_requested = False
         self._fatal: str | None = None
         self._epoch = 1  # bumped on every resume; a stale tuner of an older epoch never writes
@@ -199,6 +206,7 @@ class StrategyTuner(Tuner):
                     self._st_callback = kwargs["st_callback"]
                 if self._driver is None or self._fatal:
                     return out
+                self._requested += len(parameter_id_list)
                 for i, pid in enumerate(parameter_id_list):
                     answer = self._driver.ask(pid)
                     if answer is FINISHED:
@@ -208,19 +216,23 @@ class StrategyTuner(Tuner):
                         if self._st_callback is not None:
                             self._waiting.extend(parameter_id_list[i:])
                         break
-                    out.append(self._parameters(answer))
+                    out.append(self._parameters(answer, pid))
+                self._handed_out += len(out)
+                self._queue_ahead()
                 self._persist()
             except Exception as err:
                 _logger.exception("generate_multiple_parameters failed")
                 self._report_fatal(f"strategy {self._strategy_name!r} failed while proposing: {err}")
         return out
 
-    def _parameters(self, arch: dict[str, Any]) -> dict[str, Any]:
+    def _parameters(self, arch: dict[str, Any], parameter_id: int) -> dict[str, Any]:
         assert self._driver is not None
         key = self._driver.space.key(arch)
         digest = candidate_hash(key)
         self._sent_keys[digest] = key
-        return {**arch, CANDIDATE_FIELD: digest}
+        params = {**arch, CANDIDATE_FIELD: digest}
+        self._params_by_id[parameter_id] = params
+        return params
 
     def _fill_waiting(self) -> None:
         """Hand candidates to parameter ids kept while the strategy waited."""
@@ -235,13 +247,42 @@ class StrategyTuner(Tuner):
                 self._waiting.clear()
                 self._request_finish()
                 return
-            self._st_callback(pid, self._parameters(answer))
+            self._handed_out += 1
+            self._st_callback(pid, self._parameters(answer, pid))
+        self._queue_ahead()
+
+    def _queue_ahead(self) -> None:
+        """Keep ``prefetch`` candidates queued in NNI beyond the ones it asked for.
+
+        NNI asks for a new trial only when it notices one ended (it polls every 0.5 s) and starts
+        the answer on its next poll; a candidate already in its queue starts on the poll that
+        notices the end, half a second earlier. Only candidates the strategy can give without
+        waiting are queued, so a generation barrier is never crossed early.
+        """
+        assert self._driver is not None
+        while (self._prefetch and not self._waiting and self._st_callback is not None and not self._finish_requested
+               and self._handed_out - self._requested < self._prefetch):
+            from nni.runtime.msg_dispatcher import _create_parameter_id
+
+            pid = _create_parameter_id()
+            answer = self._driver.ask(pid)
+            if answer is WAIT:
+                return
+            if answer is FINISHED:
+                self._request_finish()
+                return
+            self._handed_out += 1
+            self._st_callback(pid, self._parameters(answer, pid))
 
     def receive_trial_result(self, parameter_id: int, parameters: dict[str, Any], value: Any, **kwargs: Any) -> None:
         with self._lock:
             try:
                 if self._driver is None:
                     return
+                if not isinstance(parameters, dict):
+                    # NNI 3.0's dispatcher, when a request is answered only in part, overwrites the
+                    # parameters it remembers for the request's first id with ''; use what was sent.
+                    parameters = self._params_by_id.get(parameter_id, {})
                 arch = self._arch_of(parameters, value)
                 outcome = self._driver.complete(arch, result_from_value(value))
                 _logger.info("trial %s (%s): %s", parameter_id, outcome, value)
@@ -253,8 +294,9 @@ class StrategyTuner(Tuner):
         assert self._driver is not None
         arch, digest = split_parameters(parameters)
         echoed = value.get("candidate") if isinstance(value, dict) else None
-        if echoed and digest and echoed != digest:
-            _logger.warning("trial echoed candidate %s but its parameters say %s; trusting the echo", echoed, digest)
+        if echoed and echoed != digest:
+            if digest:
+                _logger.warning("trial echoed candidate %s but its parameters say %s; trusting the echo", echoed, digest)
             if echoed in self._sent_keys:
                 return json.loads(self._sent_keys[echoed])
         return self._driver.space.validate(arch)

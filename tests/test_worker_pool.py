@@ -1,0 +1,161 @@
+"""Resident trial workers: trials handed to a warm process, with NNI's trial channel faked."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from nas_core import worker_pool
+from tests.fake_nni_channel import FakeTrialChannel
+
+REPO = Path(__file__).resolve().parent.parent
+ARCH = {"layer0": 1, "layer1": 2, "layer2": 3}
+TRIAL = [sys.executable, "-m", "nas_core.trial", "--evaluator", "tests.toy_plugins:ProcessReportingEvaluator"]
+
+
+@pytest.fixture()
+def channel():
+    fake = FakeTrialChannel()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture()
+def tmpdir_short():
+    """A short TMPDIR: Unix socket paths must stay under ~100 characters."""
+    path = tempfile.mkdtemp(prefix="wp", dir="/tmp")
+    yield path
+    for pid_file in Path(path).glob("**/slot-*.log"):
+        for line in pid_file.read_text().splitlines():
+            if line.startswith("worker ") and "serving" in line:
+                try:
+                    os.kill(int(line.split()[1]), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def trial_env(channel, tmpdir, trial_id, pid, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NNI_")}
+    env.update(channel.add_trial(trial_id, pid, {**ARCH, "_candidate": f"c{pid}"}))
+    env.update(TMPDIR=tmpdir, PYTHONPATH=str(REPO), **extra)
+    return env
+
+
+def run_trial(channel, tmpdir, trial_id, pid, args=("--args", '{"epochs": 2}'), **extra):
+    env = trial_env(channel, tmpdir, trial_id, pid, **extra)
+    proc = subprocess.run([*TRIAL, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    return proc
+
+
+def final_of(channel, trial_id):
+    (final,) = channel.finals(trial_id)
+    return final
+
+
+def test_trials_reuse_one_resident_worker_and_report_through_their_own_channel(channel, tmpdir_short):
+    first = run_trial(channel, tmpdir_short, "trialA", 1)
+    second = run_trial(channel, tmpdir_short, "trialB", 2)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    a, b = final_of(channel, "trialA"), final_of(channel, "trialB")
+    assert a["parameter_id"] == 1 and b["parameter_id"] == 2
+    assert a["trial_job_id"] == "trialA" and b["trial_job_id"] == "trialB"
+    assert a["value"]["default"] == 6.0 and a["value"]["candidate"] == "c1" and b["value"]["candidate"] == "c2"
+    assert a["value"]["pid"] == b["value"]["pid"], "the second trial should run in the same warm worker"
+    periodic = [m["sequence"] for m in channel.metrics["trialB"] if m["type"] == "PERIODICAL"]
+    assert periodic == [0, 1]
+    assert "fitness 6.0000" in second.stdout  # the worker's output reaches the trial's own log
+
+
+def test_worker_results_equal_own_process_results(channel, tmpdir_short):
+    warm = run_trial(channel, tmpdir_short, "warm", 1)
+    cold = run_trial(channel, tmpdir_short, "cold", 2, args=("--args", '{"epochs": 2}', "--worker", "off"))
+    assert warm.returncode == 0 and cold.returncode == 0
+    w, c = final_of(channel, "warm")["value"], final_of(channel, "cold")["value"]
+    ignore = {"pid", "evaluator_seconds", "candidate"}
+    assert {k: v for k, v in w.items() if k not in ignore} == {k: v for k, v in c.items() if k not in ignore}
+    assert w["pid"] != c["pid"]
+
+
+@pytest.mark.slow
+def test_concurrent_trials_get_separate_workers(channel, tmpdir_short):
+    args = ("--args", '{"epochs": 2, "sleep": 1.5}')
+    procs = [subprocess.Popen([*TRIAL, *args], cwd=REPO, env=trial_env(channel, tmpdir_short, f"t{i}", i),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    assert final_of(channel, "t1")["value"]["pid"] != final_of(channel, "t2")["value"]["pid"]
+
+
+@pytest.mark.slow
+def test_stopping_the_trial_stops_its_worker_and_the_slot_recovers(channel, tmpdir_short):
+    proc = subprocess.Popen([*TRIAL, "--args", '{"epochs": 3, "sleep": 60}'], cwd=REPO,
+                            env=trial_env(channel, tmpdir_short, "long", 1), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while "long" not in channel.requested and time.monotonic() < deadline:  # parameters fetched: training
+        time.sleep(0.05)
+    time.sleep(0.2)
+    logs = list(Path(tmpdir_short).glob("**/slot-0.log"))
+    worker_pid = int(logs[0].read_text().split()[1])
+    proc.send_signal(signal.SIGINT)  # what NNI's trial keeper sends to cancel a trial
+    proc.wait(timeout=10)
+    for _ in range(100):
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the worker kept training a cancelled trial")
+    again = run_trial(channel, tmpdir_short, "after", 2)
+    assert again.returncode == 0 and final_of(channel, "after")["value"]["default"] == 6.0
+
+
+@pytest.mark.slow
+def test_idle_worker_exits(channel, tmpdir_short):
+    done = run_trial(channel, tmpdir_short, "t", 1, NAS_CORE_WORKER_IDLE_S="0.5")
+    assert done.returncode == 0
+    pid = int(final_of(channel, "t")["value"]["pid"])
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the idle worker did not exit")
+    assert not list(Path(tmpdir_short).glob("**/*.sock"))
+
+
+def test_unsafe_pool_folder_falls_back_to_the_trials_own_process(channel, tmpdir_short):
+    shared = worker_pool.pools_root().name
+    os.mkdir(Path(tmpdir_short) / shared, 0o777)
+    os.chmod(Path(tmpdir_short) / shared, 0o777)
+    proc = run_trial(channel, tmpdir_short, "t", 1)
+    assert proc.returncode == 0
+    assert "not a private folder" in proc.stderr and "running this trial in its own process" in proc.stderr
+    assert final_of(channel, "t")["value"]["default"] == 6.0
+
+
+def test_bad_idle_timeout_is_named_and_the_trial_still_runs(channel, tmpdir_short):
+    proc = run_trial(channel, tmpdir_short, "t", 1, NAS_CORE_WORKER_IDLE_S="soon")
+    assert proc.returncode == 0 and "NAS_CORE_WORKER_IDLE_S='soon'" in proc.stderr
+
+
+def test_pool_key_ignores_per_trial_variables_only():
+    base = {"NNI_EXP_ID": "e1", "NNI_TRIAL_JOB_ID": "a", "CUDA_VISIBLE_DEVICES": "0"}
+    same = worker_pool.pool_key(["x"], {**base, "NNI_TRIAL_JOB_ID": "b", "PWD": "/"}, "/tmp")
+    assert worker_pool.pool_key(["x"], base, "/tmp") == same
+    assert worker_pool.pool_key(["x"], {**base, "CUDA_VISIBLE_DEVICES": "1"}, "/tmp") != same
+    assert worker_pool.pool_key(["x"], {**base, "NNI_EXP_ID": "e2"}, "/tmp") != same
+    assert worker_pool.pool_key(["y"], base, "/tmp") != same
