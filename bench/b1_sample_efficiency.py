@@ -59,18 +59,21 @@ CHECKPOINTS = (16, 32, 64)
 Scorer = Callable[[dict[str, Any]], TrialResult]
 
 
-def our_strategy_args(name: str, population: int) -> dict[str, Any]:
+def our_strategy_args(name: str, population: int, evolution_args: dict[str, Any] | None = None) -> dict[str, Any]:
     """Arguments of our strategies for a budget-limited run (generations never run out first)."""
-    if name in ("evolution", "nsga2"):
+    if name == "evolution":
+        return {"population_size": population, "generations": 100_000, **(evolution_args or {})}
+    if name == "nsga2":
         return {"population_size": population, "generations": 100_000}
     if name == "regularized_evolution":
         return {"population_size": population, "sample_size": max(1, population // 2)}
     return {}
 
 
-def run_ours(name: str, seed: int, space: SearchSpace, score: Scorer, budget: int, population: int) -> None:
+def run_ours(name: str, seed: int, space: SearchSpace, score: Scorer, budget: int, population: int,
+             evolution_args: dict[str, Any] | None = None) -> None:
     """One search by our strategy ``name``; every trained candidate goes through ``score``."""
-    strategy = STRATEGIES.build(name, our_strategy_args(name, population), space=space, seed=seed)
+    strategy = STRATEGIES.build(name, our_strategy_args(name, population, evolution_args), space=space, seed=seed)
     run_search(strategy, score, budget=budget, progress=False)
 
 
@@ -271,6 +274,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--strategies", nargs="+", default=list(ALL_STRATEGIES), choices=ALL_STRATEGIES)
     parser.add_argument("--epochs", type=int, default=10, help="training epochs per candidate (paper: 10)")
     parser.add_argument("--population", type=int, default=8, help="population of the evolutionary strategies")
+    parser.add_argument("--evolution-args", type=json.loads, default=None,
+                        help='extra arguments of our evolution as a JSON object, e.g. \'{"mutation_prob": 0.5, '
+                             '"crossover_prob": 0.3}\' (to compare variants)')
     parser.add_argument("--threads", type=int, default=2, help="torch threads per evaluation")
     parser.add_argument("--evaluator-seed", type=int, default=0, help="seed of data split and initialisation")
     parser.add_argument("--subset-per-class", type=int, default=None,
@@ -308,8 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         bar.set_postfix(strategy=name, seed=seed, trained=memo.trained, refresh=False)
 
                 memo.on_call = on_call
-                runner = run_nni if name in NNI_TUNERS else run_ours
-                runner(name, seed, space, recorder, args.budget, args.population)
+                if name in NNI_TUNERS:
+                    run_nni(name, seed, space, recorder, args.budget, args.population)
+                else:
+                    run_ours(name, seed, space, recorder, args.budget, args.population, args.evolution_args)
                 cands = recorder.candidates[: args.budget]
                 fitness = [c["fitness"] for c in cands]
                 runs.append({

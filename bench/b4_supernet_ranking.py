@@ -12,6 +12,9 @@ digits search, each scored by the paper's fitness after three trainings on the s
 (c) ``--short-epochs`` (N/5) starting from the supernet: the uniformly-widest network trained
     once for ``--supernet-epochs`` (30) on the same split, each candidate taking its first
     channels (the paper's "Initialization"). Its one-off cost is reported separately.
+    ``--supernet-training sandwich`` trains that network by the sandwich rule instead (each
+    step: the widest, the narrowest and two random first-channel sub-networks), so that every
+    slice a candidate inherits was trained as a network of its own.
 
 Reported: Kendall τ (``scipy.stats.kendalltau``, τ-b) of (b) and (c) against (a), on fitness and
 on accuracy alone (the FLOPs term is exact and shared by all three, so accuracy shows the
@@ -65,7 +68,8 @@ def build_evaluators(args: argparse.Namespace) -> dict[str, Any]:
     common: dict[str, Any] = {"threads": args.threads, "seed": args.evaluator_seed}
     if args.subset_per_class is not None:
         common["subset_per_class"] = args.subset_per_class
-    supernet = {"epochs": args.short_epochs, "supernet": True, "supernet_epochs": args.supernet_epochs}
+    supernet = {"epochs": args.short_epochs, "supernet": True, "supernet_epochs": args.supernet_epochs,
+                "supernet_training": args.supernet_training}
     if args.supernet_cache is not None:
         supernet["cache_dir"] = str(args.supernet_cache)
     return {
@@ -92,7 +96,8 @@ def supernet_cost(evaluator: Any, cache_dir: Path | None) -> dict[str, Any]:
         if (setting.get("kind") == "supernet" and setting.get("train", {}).get("epochs") == evaluator.supernet_epochs
                 and setting.get("seed") == evaluator.seed and setting.get("dataset") == evaluator.dataset
                 and setting.get("width_scale") == evaluator.width_scale
-                and setting.get("subset_per_class") == evaluator.subset_per_class):
+                and setting.get("subset_per_class") == evaluator.subset_per_class
+                and setting.get("supernet_training", "widest") == evaluator.supernet_training):
             cost["train_seconds"] = info.get("metrics", {}).get("train_seconds")
             cost["accuracy"] = info.get("metrics", {}).get("accuracy")
             break
@@ -170,6 +175,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--evaluator-seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=RESULTS / "b4_cache.json")
+    parser.add_argument("--supernet-training", choices=("widest", "sandwich"), default="widest",
+                        help="widest: the paper's supernet (only the widest network trained); sandwich: every "
+                             "step also trains the narrowest and two random sub-networks")
     parser.add_argument("--supernet-cache", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS, help="output folder")
     parser.add_argument("--no-progress", action="store_true")
@@ -230,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_csv(args.out / f"{STEM}.csv", rows)
     plot(ok, summary, args.out / f"{STEM}.png",
          f"B4: {len(ok)} architectures; (a) {args.full_epochs}, (b) {args.epochs}, (c) {args.short_epochs} epochs "
-         f"+ supernet {args.supernet_epochs} epochs once")
+         f"+ supernet ({args.supernet_training}) {args.supernet_epochs} epochs once")
     print(f"wrote {args.out / STEM}.json, .csv, .png")
     return 0
 

@@ -290,6 +290,8 @@ def evaluator_setting(evaluator: Evaluator) -> dict[str, Any]:
             setting[name] = getattr(evaluator, name)
     if getattr(evaluator, "supernet", False):
         setting["supernet_epochs"] = getattr(evaluator, "supernet_epochs", None)
+        if getattr(evaluator, "supernet_training", "widest") != "widest":
+            setting["supernet_training"] = evaluator.supernet_training
     config = getattr(evaluator, "train_config", None)
     if config is not None and hasattr(config, "to_json"):
         setting["train"] = config.to_json()

@@ -106,6 +106,7 @@ class BinaryWidthEvaluator(Evaluator):
         seed: int = 0,
         supernet: bool = False,
         supernet_epochs: int | None = None,
+        supernet_training: str = "widest",
         cache_dir: str | None = None,
         device: str = "auto",
         num_workers: int = 0,
@@ -134,11 +135,18 @@ class BinaryWidthEvaluator(Evaluator):
             raise ValueError(f"seed must be an integer, got {seed!r}")
         if not isinstance(supernet, bool):
             raise ValueError(f"supernet must be true or false, got {supernet!r}")
+        from .supernet import SUPERNET_TRAINING
+
+        if supernet_training not in SUPERNET_TRAINING:
+            raise ValueError(f"supernet_training={supernet_training!r} must be one of {SUPERNET_TRAINING}")
+        if supernet_training == "sandwich" and backbone != "vgg_small":
+            raise ValueError(f"supernet_training='sandwich' supports backbone 'vgg_small' only, got {backbone!r}")
         self.subset_per_class = subset_per_class
         self.val_size = val_size
         self.seed = seed
         self.supernet = supernet
         self.supernet_epochs = supernet_epochs or max(3 * epochs, 1)
+        self.supernet_training = supernet_training
         self.cache_dir = cache_dir
         self.device_name = device
         self.num_workers = num_workers
@@ -205,15 +213,42 @@ class BinaryWidthEvaluator(Evaluator):
         widest = {name: max(self.space.ratios) for name in self.space.names}
         config = replace(self.train_config, epochs=self.supernet_epochs)
         setting = {**self._setting(), "ratios": widest, "train": config.to_json(), "kind": "supernet"}
+        if self.supernet_training != "widest":
+            setting["supernet_training"] = self.supernet_training
 
         def train() -> tuple[dict[str, Any], dict[str, float]]:
             model = self._build(widest)
             train_loader, val_loader = self._loaders()
-            metrics = fit(model, train_loader, val_loader, config, pick_device(self.device_name))
+            loss_fn, mask = self._supernet_loss(model)
+            try:
+                metrics = fit(model, train_loader, val_loader, config, pick_device(self.device_name), loss_fn=loss_fn)
+            finally:
+                if mask is not None:
+                    mask.remove()
             return model.state_dict(), metrics
 
         state, _ = cached_state(setting, train, self.cache_dir)
         return state
+
+    def _supernet_loss(self, model: Any) -> tuple[Any, Any]:
+        """The loss of sandwich-rule supernet training and its channel mask; (None, None) for the paper's."""
+        if self.supernet_training == "widest":
+            return None, None
+        import random
+
+        from .backbones import layer_channels
+        from .supernet import ChannelMask, sandwich_loss
+
+        rng = random.Random(self.seed)
+
+        def widths(ratios: Mapping[str, float]) -> list[int]:
+            return list(layer_channels(self.backbone, ratios, self.width_scale).values())
+
+        mask = ChannelMask(model, self.backbone)
+        loss = sandwich_loss(mask, widths({n: max(self.space.ratios) for n in self.space.names}),
+                             widths({n: min(self.space.ratios) for n in self.space.names}),
+                             lambda: widths({n: rng.choice(self.space.ratios) for n in self.space.names}))
+        return loss, mask
 
     def prepare(self) -> None:
         _ = self._data

@@ -63,3 +63,65 @@ def cached_state(
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return torch.load(path, map_location="cpu", weights_only=True), path
+
+
+# ------------------------------------------------------------ sandwich-rule training
+
+SUPERNET_TRAINING = ("widest", "sandwich")
+"""``widest``: the paper's supernet, only the widest network is trained. ``sandwich``: every
+step also trains the narrowest and two random first-channel sub-networks (the "sandwich rule"
+of slimmable networks), so that every slice a candidate inherits has been trained as such."""
+
+
+class ChannelMask:
+    """Runs a widest VGG-small as any of its first-channel sub-networks.
+
+    The output channels of every searchable layer beyond the sub-network's width are zeroed
+    after the layer's BatchNorm. A binary layer quantises a zero input to 0 and a full-precision
+    classifier multiplies it away, so the zeroed channels contribute nothing downstream, as in
+    the narrow network; the binary weight scale, the one difference, is a per-layer constant
+    that the BatchNorm after each layer normalises away.
+    """
+
+    def __init__(self, model: torch.nn.Module, backbone: str) -> None:
+        if backbone != "vgg_small":
+            raise ValueError(f"sandwich supernet training supports backbone 'vgg_small' only, got {backbone!r}")
+        self._widths: list[int] | None = None
+        self._handles = [getattr(model, f"bn{i}").register_forward_hook(self._hook(i - 1)) for i in range(1, 7)]
+
+    def _hook(self, index: int) -> Callable[..., torch.Tensor | None]:
+        def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
+            if self._widths is None or self._widths[index] >= output.shape[1]:
+                return None
+            keep = torch.zeros(output.shape[1], dtype=output.dtype, device=output.device)
+            keep[: self._widths[index]] = 1
+            return output * keep.view(1, -1, 1, 1)
+
+        return hook
+
+    def set(self, widths: list[int] | None) -> None:
+        """Channels kept per searchable layer (conv1..conv6); None runs the whole network."""
+        self._widths = None if widths is None else list(widths)
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def sandwich_loss(mask: ChannelMask, widest: list[int], narrowest: list[int],
+                  sample: Callable[[], list[int]], samples: int = 2) -> Callable[..., torch.Tensor]:
+    """A loss over the widest, the narrowest and ``samples`` random sub-networks (mean of the losses)."""
+    criterion = torch.nn.CrossEntropyLoss()
+
+    def loss(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros((), device=images.device)
+        widths = [widest, narrowest, *(sample() for _ in range(samples))]
+        try:
+            for channels in widths:
+                mask.set(channels)
+                total = total + criterion(model(images), labels)
+        finally:
+            mask.set(None)
+        return total / len(widths)
+
+    return loss

@@ -100,6 +100,9 @@ def pick_device(device: str = "auto") -> torch.device:
     return chosen
 
 
+LossFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -107,14 +110,19 @@ def train_one_epoch(
     device: torch.device,
     *,
     epoch: int,
+    loss_fn: LossFunction | None = None,
 ) -> float:
-    """One pass over ``loader``; returns the mean loss. Raises :class:`TrainingDiverged` on NaN/inf."""
+    """One pass over ``loader``; returns the mean loss. Raises :class:`TrainingDiverged` on NaN/inf.
+
+    ``loss_fn(model, images, labels)`` replaces the cross-entropy of the model's output (the
+    sandwich-trained supernet computes several sub-networks' losses per batch).
+    """
     model.train()
     criterion = nn.CrossEntropyLoss()
     total, count = 0.0, 0
     for batch, (images, labels) in enumerate(loader):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        loss = criterion(model(images), labels)
+        loss = criterion(model(images), labels) if loss_fn is None else loss_fn(model, images, labels)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise TrainingDiverged(f"training loss is {value} at epoch {epoch + 1}, batch {batch + 1}")
@@ -151,6 +159,7 @@ def fit(
     device: torch.device,
     *,
     on_epoch: EpochCallback | None = None,
+    loss_fn: LossFunction | None = None,
 ) -> dict[str, float]:
     """Train for ``config.epochs``; calls ``on_epoch(epoch, metrics)`` after each. Returns the last metrics."""
     model.to(device)
@@ -159,7 +168,7 @@ def fit(
     metrics: dict[str, float] = {}
     started = time.perf_counter()
     for epoch in range(config.epochs):
-        loss = train_one_epoch(model, train_loader, optimizer, device, epoch=epoch)
+        loss = train_one_epoch(model, train_loader, optimizer, device, epoch=epoch, loss_fn=loss_fn)
         scheduler.step()
         metrics = {"loss": loss, "train_seconds": time.perf_counter() - started}
         if val_loader is not None:

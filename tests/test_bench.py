@@ -108,8 +108,9 @@ def test_b3_smoke(tmp_path):
 
 
 @pytest.mark.slow
-def test_b4_smoke(tmp_path):
-    argv = ["--archs", "3", "--full-epochs", "2", "--epochs", "1", "--short-epochs", "1", "--supernet-epochs", "1",
+@pytest.mark.parametrize("training", ["widest", "sandwich"])
+def test_b4_smoke(tmp_path, training):
+    argv = ["--supernet-training", training, "--archs", "3", "--full-epochs", "2", "--epochs", "1", "--short-epochs", "1", "--supernet-epochs", "1",
             "--subset-per-class", "10", "--threads", "1", "--supernet-cache", str(tmp_path / "supernet"),
             "--cache", str(tmp_path / "cache.json"), "--out", str(tmp_path), "--no-progress"]
     assert b4.main(argv) == 0
