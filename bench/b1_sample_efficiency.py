@@ -239,6 +239,7 @@ def plot(runs: list[dict[str, Any]], strategies: Sequence[str], budget: int, pat
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     xs = np.arange(1, budget + 1)
+    floor: list[float] = []  # the lowest median after the first eighth of the budget: where the y axis starts
     for i, name in enumerate(strategies):
         curves = [padded(r["best_so_far"], budget) for r in runs if r["strategy"] == name]
         if not curves:
@@ -250,6 +251,11 @@ def plot(runs: list[dict[str, Any]], strategies: Sequence[str], budget: int, pat
         color = f"C{i}"
         ax.plot(xs, median, style, color=color, label=name, linewidth=1.6)
         ax.fill_between(xs, low, high, color=color, alpha=0.15, linewidth=0)
+        settled = median[max(0, budget // 8 - 1):]
+        if np.isfinite(settled).any():
+            floor.append(float(np.nanmin(settled)))
+    if floor:
+        ax.set_ylim(bottom=min(floor) - 1.0)  # the early climb of every curve would hide their differences
     ax.set_xlabel("candidates evaluated")
     ax.set_ylabel("best fitness so far (median over seeds, range shaded)")
     ax.set_title(title, fontsize=10)

@@ -80,6 +80,10 @@ def prepare_job(args: argparse.Namespace, folder: Path) -> tuple[Path, dict[str,
         strategy_args["population_size"] = args.population
     if args.generations is not None:
         strategy_args["generations"] = args.generations
+    if args.prefetch is not None:
+        config["tuner"]["classArgs"]["prefetch"] = args.prefetch
+    if args.worker is not None:
+        config["trialCommand"] = f"{config['trialCommand']} --worker {args.worker}"
     if args.max_trials is not None:
         config["maxTrialNumber"] = args.max_trials
     if args.concurrency is not None:
@@ -278,6 +282,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--population", type=int, help="strategy_args.population_size")
     parser.add_argument("--generations", type=int, help="strategy_args.generations")
     parser.add_argument("--max-trials", type=int, help="maxTrialNumber")
+    parser.add_argument("--prefetch", type=int, help="tuner classArgs.prefetch (0: no candidate queued ahead)")
+    parser.add_argument("--worker", choices=("auto", "off"), help="trial command's --worker (off: a process per trial)")
     parser.add_argument("--concurrency", type=int, help="trialConcurrency")
     parser.add_argument("--epochs", type=int, help="evaluator epochs")
     parser.add_argument("--threads", type=int, help="evaluator threads per trial")

@@ -158,3 +158,13 @@ def test_helpers():
     assert b1.checkpoints_for(64) == [16, 32, 64] and b1.checkpoints_for(40) == [16, 32, 40]
     assert spread([3.0, None, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
     assert format_table(["a", "b"], [["x", 1]]).splitlines()[2] == "x  1"
+
+
+def test_b2_flags_rewrite_the_copied_job(tmp_path):
+    args = b2.parse_args(["--prefetch", "0", "--worker", "off", "--population", "2", "--max-trials", "3"])
+    _, config = b2.prepare_job(args, tmp_path / "job")
+    assert config["tuner"]["classArgs"]["prefetch"] == 0
+    assert config["tuner"]["classArgs"]["strategy_args"]["population_size"] == 2
+    assert config["trialCommand"].endswith("--worker off") and config["maxTrialNumber"] == 3
+    written = (tmp_path / "job" / "config.yml").read_text()
+    assert "--worker off" in written and "prefetch: 0" in written
