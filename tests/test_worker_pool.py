@@ -57,6 +57,18 @@ def run_trial(channel, tmpdir, trial_id, pid, args=("--args", '{"epochs": 2}'), 
     return proc
 
 
+def exits_soon(pid, seconds=5.0):
+    """True once process ``pid`` is gone, False if it still runs after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def final_of(channel, trial_id):
     (final,) = channel.finals(trial_id)
     return final
@@ -109,14 +121,7 @@ def test_stopping_the_trial_stops_its_worker_and_the_slot_recovers(channel, tmpd
     worker_pid = int(logs[0].read_text().split()[1])
     proc.send_signal(signal.SIGINT)  # what NNI's trial keeper sends to cancel a trial
     proc.wait(timeout=10)
-    for _ in range(100):
-        try:
-            os.kill(worker_pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the worker kept training a cancelled trial")
+    assert exits_soon(worker_pid), "the worker kept training a cancelled trial"
     again = run_trial(channel, tmpdir_short, "after", 2)
     assert again.returncode == 0 and final_of(channel, "after")["value"]["default"] == 6.0
 
@@ -126,14 +131,7 @@ def test_idle_worker_exits(channel, tmpdir_short):
     done = run_trial(channel, tmpdir_short, "t", 1, NAS_CORE_WORKER_IDLE_S="0.5")
     assert done.returncode == 0
     pid = int(final_of(channel, "t")["value"]["pid"])
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the idle worker did not exit")
+    assert exits_soon(pid), "the idle worker did not exit"
     assert not list(Path(tmpdir_short).glob("**/*.sock"))
 
 
