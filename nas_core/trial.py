@@ -145,6 +145,10 @@ def _run_in_worker(argv: list[str]) -> int | None:
 
     if not (in_nni_trial() and has_http_channel()):
         return None
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "").strip():
+        # NNI gave this trial GPUs: an idle worker would keep holding GPU memory, and NNI (with
+        # useActiveGpu: false, its default) would then see the GPU as busy and hold trials back.
+        return None
     try:
         return run_in_worker(argv)
     except (WorkerUnavailable, OSError) as err:

@@ -8,8 +8,8 @@ and working directory, relays the worker's output and exits with the trial's exi
 
 A pool belongs to one set of trials that may share a process: same Python, same working
 directory, same trial arguments and same environment apart from the variables NNI sets per trial
-(so an experiment, and a GPU assignment through ``CUDA_VISIBLE_DEVICES``, each get their own
-pool). A slot is held by an exclusive file lock for the whole trial, so a worker serves one trial
+(so each experiment gets its own pool; a trial given GPUs does not use a pool at all, see
+:func:`nas_core.trial.main`). A slot is held by an exclusive file lock for the whole trial, so a worker serves one trial
 at a time. Everything here is standard library only: the client must start in milliseconds.
 
 Failure handling:

@@ -135,6 +135,15 @@ def test_idle_worker_exits(channel, tmpdir_short):
     assert not list(Path(tmpdir_short).glob("**/*.sock"))
 
 
+def test_a_trial_given_gpus_runs_in_its_own_process(channel, tmpdir_short):
+    proc = subprocess.Popen([*TRIAL, "--args", '{"epochs": 1}'], cwd=REPO,
+                            env=trial_env(channel, tmpdir_short, "gpu", 1, CUDA_VISIBLE_DEVICES="0"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    assert final_of(channel, "gpu")["value"]["pid"] == proc.pid
+    assert not list(Path(tmpdir_short).glob("**/*.sock"))
+
+
 def test_unsafe_pool_folder_falls_back_to_the_trials_own_process(channel, tmpdir_short):
     shared = worker_pool.pools_root().name
     os.mkdir(Path(tmpdir_short) / shared, 0o777)
