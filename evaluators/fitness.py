@@ -219,7 +219,7 @@ class BinaryWidthEvaluator(Evaluator):
         def train() -> tuple[dict[str, Any], dict[str, float]]:
             model = self._build(widest)
             train_loader, val_loader = self._loaders()
-            loss_fn, mask = self._supernet_loss(model)
+            loss_fn, mask = self._supernet_loss(model, widest)
             try:
                 metrics = fit(model, train_loader, val_loader, config, pick_device(self.device_name), loss_fn=loss_fn)
             finally:
@@ -230,7 +230,7 @@ class BinaryWidthEvaluator(Evaluator):
         state, _ = cached_state(setting, train, self.cache_dir)
         return state
 
-    def _supernet_loss(self, model: Any) -> tuple[Any, Any]:
+    def _supernet_loss(self, model: Any, widest: Mapping[str, float]) -> tuple[Any, Any]:
         """The loss of sandwich-rule supernet training and its channel mask; (None, None) for the paper's."""
         if self.supernet_training == "widest":
             return None, None
@@ -245,8 +245,7 @@ class BinaryWidthEvaluator(Evaluator):
             return list(layer_channels(self.backbone, ratios, self.width_scale).values())
 
         mask = ChannelMask(model, self.backbone)
-        loss = sandwich_loss(mask, widths({n: max(self.space.ratios) for n in self.space.names}),
-                             widths({n: min(self.space.ratios) for n in self.space.names}),
+        loss = sandwich_loss(mask, widths(widest), widths({n: min(self.space.ratios) for n in self.space.names}),
                              lambda: widths({n: rng.choice(self.space.ratios) for n in self.space.names}))
         return loss, mask
 

@@ -9,13 +9,14 @@ and working directory, relays the worker's output and exits with the trial's exi
 A pool belongs to one set of trials that may share a process: same Python, same working
 directory, same trial arguments and same environment apart from the variables NNI sets per trial
 (so each experiment gets its own pool; a trial given GPUs does not use a pool at all, see
-:func:`nas_core.trial.main`). A slot is held by an exclusive file lock for the whole trial, so a worker serves one trial
-at a time. Everything here is standard library only: the client must start in milliseconds.
+:func:`nas_core.trial.main`). A slot is held by an exclusive file lock for the whole trial, so a
+worker serves one trial at a time. Everything here is standard library only: the client must start in milliseconds.
 
 Failure handling:
 
 * no worker can be started (no Unix sockets, unsafe pool folder, the worker dies on start-up):
-  :func:`run_in_worker` returns None and the caller runs the trial in its own process;
+  :func:`run_in_worker` raises :class:`WorkerUnavailable` and the caller runs the trial in its
+  own process;
 * the worker dies during a trial: the trial fails with the reason and the worker's log file;
 * the trial process is stopped (NNI cancels it): the worker sees the connection close, stops the
   trial by exiting, and the slot's next trial starts a new worker.

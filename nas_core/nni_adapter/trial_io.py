@@ -34,11 +34,10 @@ class TrialSession:
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         env = dict(os.environ if env is None else env)
-        url = env.get("NNI_TRIAL_COMMAND_CHANNEL") or ""
-        if url.startswith("http://"):
+        if has_http_channel(env):
             from nni.runtime.trial_command_channel.v3 import TrialCommandChannelV3
 
-            self._channel: Any = TrialCommandChannelV3(url)
+            self._channel: Any = TrialCommandChannelV3(env["NNI_TRIAL_COMMAND_CHANNEL"])
         else:  # file-based channel of the older training services; bound to this process's environment
             from nni.runtime.trial_command_channel import get_default_trial_command_channel
 

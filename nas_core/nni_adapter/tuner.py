@@ -106,7 +106,6 @@ class StrategyTuner(Tuner):
         self._missing_result_timeout = float(missing_result_timeout)
         self._prefetch = prefetch
         self._requested = 0  # parameter ids NNI asked for
-        self._handed_out = 0  # parameter sets given to NNI (for those ids, or queued ahead)
 
         self._lock = threading.RLock()
         self._driver: SearchDriver | None = None
@@ -114,7 +113,7 @@ class StrategyTuner(Tuner):
         self._waiting: list[int] = []  # parameter ids NNI requested while the strategy said WAIT
         self._st_callback: Any = None
         self._sent_keys: dict[str, str] = {}  # candidate hash -> architecture key, for swap checks
-        self._params_by_id: dict[int, dict[str, Any]] = {}  # what this tuner handed out, per parameter id
+        self._params_by_id: dict[int, dict[str, Any]] = {}  # every parameter set handed out, per parameter id
         self._finish_requested = False
         self._fatal: str | None = None
         self._epoch = 1  # bumped on every resume; a stale tuner of an older epoch never writes
@@ -217,7 +216,6 @@ class StrategyTuner(Tuner):
                             self._waiting.extend(parameter_id_list[i:])
                         break
                     out.append(self._parameters(answer, pid))
-                self._handed_out += len(out)
                 self._queue_ahead()
                 self._persist()
             except Exception as err:
@@ -247,7 +245,6 @@ class StrategyTuner(Tuner):
                 self._waiting.clear()
                 self._request_finish()
                 return
-            self._handed_out += 1
             self._st_callback(pid, self._parameters(answer, pid))
         self._queue_ahead()
 
@@ -261,7 +258,7 @@ class StrategyTuner(Tuner):
         """
         assert self._driver is not None
         while (self._prefetch and not self._waiting and self._st_callback is not None and not self._finish_requested
-               and self._handed_out - self._requested < self._prefetch):
+               and len(self._params_by_id) - self._requested < self._prefetch):
             from nni.runtime.msg_dispatcher import _create_parameter_id
 
             pid = _create_parameter_id()
@@ -271,7 +268,6 @@ class StrategyTuner(Tuner):
             if answer is FINISHED:
                 self._request_finish()
                 return
-            self._handed_out += 1
             self._st_callback(pid, self._parameters(answer, pid))
 
     def receive_trial_result(self, parameter_id: int, parameters: dict[str, Any], value: Any, **kwargs: Any) -> None:
