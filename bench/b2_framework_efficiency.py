@@ -8,7 +8,8 @@ Runs the default job (``examples/digits/config.yml``: the paper's evolution, 8 Ã
 10 epochs each, 2 trials at a time) as a real NNI experiment through
 ``nas_core.nni_adapter.experiment.start``/``wait``, from a copy of the example folder in
 ``--work`` (default ``~/.cache/nas_core/bench/b2_job``; replaced on each run, with NNI's
-experiment folder beside it; flags shrink the copy: population, generations, maxTrialNumber, epochs, trialConcurrency). Then, from NNI's trial
+experiment folder beside it; flags shrink or vary the copy: population, generations,
+maxTrialNumber, epochs, trialConcurrency, strategy and its arguments, the manager's poll interval). Then, from NNI's trial
 records (REST ``trial-jobs``: start and end time, and the final result, whose
 ``evaluator_seconds`` is the time spent inside ``evaluator.evaluate``):
 
@@ -75,7 +76,11 @@ def prepare_job(args: argparse.Namespace, folder: Path) -> tuple[Path, dict[str,
         if args.threads is not None:
             evaluator_args["threads"] = args.threads
         args_file.write_text(yaml.safe_dump(evaluator_args, sort_keys=False), encoding="utf-8")
-    strategy_args = config["tuner"].setdefault("classArgs", {}).setdefault("strategy_args", {})
+    class_args = config["tuner"].setdefault("classArgs", {})
+    if args.strategy is not None:
+        class_args["strategy"], class_args["strategy_args"] = args.strategy, {}
+    strategy_args = class_args.setdefault("strategy_args", {})
+    strategy_args.update(args.strategy_args)
     if args.population is not None:
         strategy_args["population_size"] = args.population
     if args.generations is not None:
@@ -93,7 +98,8 @@ def prepare_job(args: argparse.Namespace, folder: Path) -> tuple[Path, dict[str,
     return config_path, config
 
 
-def run_experiment(config_path: Path, *, progress: bool, timeout: float) -> tuple[Any, list[dict[str, Any]], float]:
+def run_experiment(config_path: Path, *, progress: bool, timeout: float,
+                   manager_poll: float | None) -> tuple[Any, list[dict[str, Any]], float]:
     """Run the experiment to its end; returns (outcome, NNI's trial jobs, seconds from start to end)."""
     from nas_core.nni_adapter import experiment as nni_experiment
     from nas_core.nni_adapter import rest
@@ -101,7 +107,7 @@ def run_experiment(config_path: Path, *, progress: bool, timeout: float) -> tupl
     nni_experiment.quiet_nni_logging()
     port = free_port()
     with stopwatch() as wall:
-        exp = nni_experiment.start(config_path, port=port, host="127.0.0.1")
+        exp = nni_experiment.start(config_path, port=port, host="127.0.0.1", manager_poll=manager_poll)
         try:
             outcome = nni_experiment.wait(exp, poll=1.0, progress=progress, timeout=timeout)
             jobs = rest.get(port, "trial-jobs") or []
@@ -275,15 +281,42 @@ def plot(rows: list[dict[str, Any]], summary: dict[str, Any], path: Path, title:
     save_figure(fig, path)
 
 
+def json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def manager_poll(text: str) -> float | None:
+    from nas_core.nni_adapter.experiment import check_manager_poll
+
+    if text == "nni":
+        return None
+    try:
+        return check_manager_poll(float(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--job", type=Path, default=DEFAULT_JOB, help="folder of the job (default examples/digits)")
     parser.add_argument("--job-config", type=Path, default=Path("config.yml"), help="config file inside --job")
+    parser.add_argument("--strategy", help="tuner classArgs.strategy (its strategy_args then start empty)")
+    parser.add_argument("--strategy-args", type=json_object, default={}, metavar="JSON",
+                        help='merged into strategy_args, e.g. \'{"ask_order": "member"}\'')
     parser.add_argument("--population", type=int, help="strategy_args.population_size")
     parser.add_argument("--generations", type=int, help="strategy_args.generations")
     parser.add_argument("--max-trials", type=int, help="maxTrialNumber")
     parser.add_argument("--prefetch", type=int, help="tuner classArgs.prefetch (0: no candidate queued ahead)")
     parser.add_argument("--worker", choices=("auto", "off"), help="trial command's --worker (off: a process per trial)")
+    parser.add_argument("--manager-poll", type=manager_poll, default=0.1, metavar="SECONDS",
+                        help="NNI manager's loop for trial ends, as `nas_core search --manager-poll` "
+                             "(default 0.1; 'nni': NNI's own 0.5)")
     parser.add_argument("--concurrency", type=int, help="trialConcurrency")
     parser.add_argument("--epochs", type=int, help="evaluator epochs")
     parser.add_argument("--threads", type=int, help="evaluator threads per trial")
@@ -304,7 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(work)
     config_path, config = prepare_job(args, work / "job")
     concurrency = int(config.get("trialConcurrency", 1))
-    outcome, jobs, wall = run_experiment(config_path, progress=not args.no_progress, timeout=args.timeout)
+    outcome, jobs, wall = run_experiment(config_path, progress=not args.no_progress, timeout=args.timeout,
+                                       manager_poll=args.manager_poll)
     rows = trial_rows(jobs, state_seconds(outcome.experiment_dir))
     if not rows:
         print(f"error: experiment {outcome.experiment_id} ended {outcome.status} with no finished trial: "

@@ -95,6 +95,18 @@ def _free_port(preferred: int) -> int:
     raise UsageError(f"--port {preferred}: no free port in {preferred}..{preferred + 49}")
 
 
+def _manager_poll(text: str) -> float | None:
+    """``--manager-poll``: seconds, or ``nni`` for NNI's own 0.5 s."""
+    from .nni_adapter.experiment import check_manager_poll
+
+    if text.strip().lower() == "nni":
+        return None
+    try:
+        return check_manager_poll(float(text))
+    except ValueError as err:
+        raise UsageError(f"--manager-poll {text!r}: {err}; or 'nni' for NNI's own 0.5 s") from None
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from .config import load_search_config
     from .nni_adapter import experiment as nni_experiment
@@ -104,11 +116,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "all"):
         raise UsageError(f"--host {args.host!r}: use 127.0.0.1 (the default) or 'all'; NNI's own launcher "
                          "checks the manager on localhost, so a single other address cannot work")
+    manager_poll = _manager_poll(args.manager_poll)
     config = load_search_config(args.config)
     port = _free_port(args.port)
     host = None if args.host == "all" else "127.0.0.1"
     nni_experiment.quiet_nni_logging()
-    exp = nni_experiment.start(config.path, port=port, host=host)
+    exp = nni_experiment.start(config.path, port=port, host=host, manager_poll=manager_poll)
     shown = "127.0.0.1" if host in (None, "0.0.0.0") else host
     print(f"experiment {exp.id}: web UI at http://{shown}:{port}  (listening on {host or 'all interfaces'})")
     print(f"  experiment directory: {nni_experiment.experiment_dir(exp)}")
@@ -227,6 +240,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="where the web server listens: 127.0.0.1 (default) or 'all' for every interface, "
                         "which NNI serves without authentication")
+    p.add_argument("--manager-poll", default="0.1", metavar="SECONDS",
+                   help="how often NNI's manager looks for finished trials and starts queued ones, local training "
+                        "service only (default 0.1; 'nni' keeps NNI's own 0.5)")
     p.add_argument("--top", type=int, default=3, help="how many best architectures to print (default 3)")
     p.add_argument("--output", help="folder for best.json and trials.csv (default <experiment dir>/nas_results)")
     p.add_argument("--timeout", type=float, default=None, help="stop the experiment after this many seconds")

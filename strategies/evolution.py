@@ -34,6 +34,7 @@ from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nas_core.duration import DurationModel
 from nas_core.space import Architecture, InvalidArchitectureError, SearchSpace
 from nas_core.strategy import FINISHED, WAIT, Ask, Strategy, StrategyError, TrialResult
 
@@ -107,8 +108,17 @@ def window_scaled(fitnesses: Sequence[float | None]) -> list[float | None]:
     return [None if f is None else (f - floor if math.isfinite(f) else 0.0) for f in fitnesses]
 
 
+ASK_ORDERS = ("longest_first", "member")
+"""How a generation's members are handed out: longest predicted evaluation first, or as bred."""
+
+
 class GenerationalStrategy(Strategy):
     """Generation barrier bookkeeping: K asks per generation, WAIT until all K are told, G generations.
+
+    A generation's members are asked longest predicted evaluation first (:mod:`nas_core.duration`,
+    learned from earlier results; member order while nothing is known), so that at the barrier
+    the slots finish close together. The order changes only when trials start, not what is bred;
+    ``ask_order="member"`` asks in the order bred.
 
     Subclasses make the members of each generation (:meth:`_first_generation`,
     :meth:`_breed`) and may keep extra JSON state (:meth:`_extra_state`). Results for ids that
@@ -117,16 +127,22 @@ class GenerationalStrategy(Strategy):
 
     may_wait = True
 
-    def __init__(self, *, space: SearchSpace, seed: int = 0, population_size: int, generations: int) -> None:
+    def __init__(self, *, space: SearchSpace, seed: int = 0, population_size: int, generations: int,
+                 ask_order: str = "longest_first") -> None:
         super().__init__(space=space, seed=seed)
         self.population_size = check_int("population_size", population_size, 1)
         self.generations = check_int("generations", generations, 1)
+        if ask_order not in ASK_ORDERS:
+            raise ValueError(f"ask_order must be one of {ASK_ORDERS}, got {ask_order!r}")
+        self.ask_order = ask_order
         self._generation = 0
         self._members: list[Architecture] | None = None  # None until the first ask plans generation 0
         self._results: list[TrialResult | None] = []
         self._pending: dict[int, int] = {}  # candidate id -> member index
-        self._next = 0
+        self._order: list[int] = []  # member indices in asking order
+        self._next = 0  # position in _order
         self._archive: list[Evaluated] = []
+        self._durations = DurationModel(space)
 
     @property
     def generation(self) -> int:
@@ -155,7 +171,7 @@ class GenerationalStrategy(Strategy):
         assert self._members is not None
         while self._generation < self.generations:
             if self._next < len(self._members):
-                index = self._next
+                index = self._order[self._next]
                 self._next += 1
                 self._pending[trial_id] = index
                 return self._members[index]
@@ -175,9 +191,14 @@ class GenerationalStrategy(Strategy):
         self._members = members
         self._results = [None] * len(members)
         self._pending = {}
+        if self.ask_order == "longest_first":
+            self._order = self._durations.longest_first(members)
+        else:
+            self._order = list(range(len(members)))
         self._next = 0
 
     def _tell(self, trial_id: int, arch: Architecture, result: TrialResult) -> None:
+        self._durations.observe(arch, result.metrics)
         index = self._pending.pop(trial_id, None)
         if index is None:
             self._archive.append((arch, result))
@@ -191,7 +212,9 @@ class GenerationalStrategy(Strategy):
             "members": self._members,
             "results": [None if r is None else r.to_json() for r in self._results],
             "pending": [[cid, index] for cid, index in self._pending.items()],
+            "order": self._order,
             "next": self._next,
+            "durations": self._durations.to_json(),
             "archive": [[arch, result.to_json()] for arch, result in self._archive],
             "extra": self._extra_state(),
         }
@@ -204,6 +227,13 @@ class GenerationalStrategy(Strategy):
             self._results = [None if r is None else TrialResult.from_json(r) for r in state["results"]]
             self._pending = {int(cid): int(index) for cid, index in state["pending"]}
             self._next = int(state["next"])
+            # States written before asking was ordered have neither: member order, nothing learned.
+            n_members = 0 if self._members is None else len(self._members)
+            self._order = [int(i) for i in state.get("order", range(n_members))]
+            if sorted(self._order) != list(range(n_members)):
+                raise ValueError(f"order {self._order} is not a permutation of the {n_members} members")
+            if "durations" in state:
+                self._durations.load_json(state["durations"])
             self._archive = [(self.space.validate(a), TrialResult.from_json(r)) for a, r in state["archive"]]
             self._load_extra_state(state["extra"])
         except (KeyError, TypeError, ValueError) as err:
@@ -232,8 +262,10 @@ class Evolution(GenerationalStrategy):
         elitism: int = 1,
         initial_architectures: Sequence[Mapping[str, Any]] | None = None,
         fitness_scaling: str = "window",
+        ask_order: str = "longest_first",
     ) -> None:
-        super().__init__(space=space, seed=seed, population_size=population_size, generations=generations)
+        super().__init__(space=space, seed=seed, population_size=population_size, generations=generations,
+                         ask_order=ask_order)
         if fitness_scaling not in FITNESS_SCALINGS:
             raise ValueError(f"fitness_scaling must be one of {FITNESS_SCALINGS}, got {fitness_scaling!r}")
         self.fitness_scaling = fitness_scaling

@@ -122,8 +122,10 @@ class NSGA2(GenerationalStrategy):
         objective_min: str = "flops",
         crossover_prob: float = 0.9,
         mutation_rate: float | None = None,
+        ask_order: str = "longest_first",
     ) -> None:
-        super().__init__(space=space, seed=seed, population_size=population_size, generations=generations)
+        super().__init__(space=space, seed=seed, population_size=population_size, generations=generations,
+                         ask_order=ask_order)
         for label, value in (("objective_max", objective_max), ("objective_min", objective_min)):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{label} must be a non-empty metric name, got {value!r}")

@@ -168,3 +168,18 @@ def test_b2_flags_rewrite_the_copied_job(tmp_path):
     assert config["trialCommand"].endswith("--worker off") and config["maxTrialNumber"] == 3
     written = (tmp_path / "job" / "config.yml").read_text()
     assert "--worker off" in written and "prefetch: 0" in written
+
+
+def test_b2_strategy_flags_replace_or_extend_the_strategy_arguments(tmp_path):
+    args = b2.parse_args(["--strategy-args", '{"ask_order": "member"}', "--manager-poll", "nni"])
+    _, config = b2.prepare_job(args, tmp_path / "job")
+    class_args = config["tuner"]["classArgs"]
+    assert class_args["strategy"] == "evolution" and args.manager_poll is None
+    assert class_args["strategy_args"] == {"population_size": 8, "generations": 8, "ask_order": "member"}
+    args = b2.parse_args(["--strategy", "regularized_evolution", "--strategy-args", '{"population_size": 8}'])
+    _, config = b2.prepare_job(args, tmp_path / "job")
+    assert config["tuner"]["classArgs"]["strategy"] == "regularized_evolution"
+    assert config["tuner"]["classArgs"]["strategy_args"] == {"population_size": 8}
+    for bad in (["--strategy-args", "[1]"], ["--strategy-args", "{"], ["--manager-poll", "2"]):
+        with pytest.raises(SystemExit):
+            b2.parse_args(bad)

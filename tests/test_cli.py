@@ -105,3 +105,9 @@ def test_register_and_unregister_tuner_names(tmp_path, monkeypatch):
 def test_search_refuses_an_address_nni_cannot_use(make_toy_config, capsys):
     assert main(["search", str(make_toy_config()), "--host", "192.0.2.7"]) == 2
     assert "--host '192.0.2.7'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0.9", "0.001", "nan", "fast"])
+def test_search_refuses_a_manager_poll_interval_out_of_range(make_toy_config, capsys, value):
+    assert main(["search", str(make_toy_config()), "--manager-poll", value]) == 2
+    assert f"--manager-poll {value!r}" in capsys.readouterr().err

@@ -1,0 +1,90 @@
+"""The node shim that shortens NNI's manager loop, and how the launcher loads it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nas_core.nni_adapter import experiment as nni_experiment
+from nas_core.nni_adapter.experiment import LOOPBACK_SHIM, MANAGER_POLL_SHIM, bind_environment, check_manager_poll
+
+
+def _node() -> Path:
+    import nni_node
+
+    return Path(nni_node.__path__[0]) / "node"
+
+
+FAKE_MANAGER = """
+class NNIManager {
+  async initTrainingService(interval) { this.pollInterval = interval; return 'service'; }
+}
+exports.NNIManager = NNIManager;
+"""
+
+
+def _interval_after_init(tmp_path: Path, nni_sets: float, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "nnimanager.js").write_text(FAKE_MANAGER, encoding="utf-8")
+    script = (f"const {{ NNIManager }} = require({str(tmp_path / 'nnimanager.js')!r});"
+              f"const m = new NNIManager(); m.initTrainingService({nni_sets}).then(s => console.log(s, m.pollInterval));")
+    full_env = {**os.environ, **env, "NODE_OPTIONS": f"--require={MANAGER_POLL_SHIM}"}
+    return subprocess.run([str(_node()), "-e", script], capture_output=True, text=True, env=full_env, timeout=60)
+
+
+@pytest.mark.parametrize(("setting", "nni_sets", "expected"), [
+    (None, 0.5, "0.1"),      # the default replaces NNI's local 0.5 s
+    ("0.25", 0.5, "0.25"),
+    (None, 5, "5"),          # reuse mode's 5 s is left alone
+])
+def test_shim_replaces_only_the_local_half_second(tmp_path, monkeypatch, setting, nni_sets, expected):
+    monkeypatch.delenv("NAS_CORE_NNI_POLL_S", raising=False)
+    env = {} if setting is None else {"NAS_CORE_NNI_POLL_S": setting}
+    done = _interval_after_init(tmp_path, nni_sets, env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["service", expected]
+
+
+def test_shim_with_a_bad_setting_says_so_and_leaves_nni_alone(tmp_path):
+    done = _interval_after_init(tmp_path, 0.5, {"NAS_CORE_NNI_POLL_S": "fast"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["service", "0.5"]
+    assert "NAS_CORE_NNI_POLL_S=fast" in done.stderr
+
+
+def test_shim_patches_the_real_nni_manager(monkeypatch):
+    """NNI 3.0's own module is found and wrapped (the loop's effect is measured by benchmark B2)."""
+    monkeypatch.delenv("NAS_CORE_NNI_POLL_S", raising=False)
+    script = ("require('app-module-path/register');"
+              "const { NNIManager } = require('core/nnimanager');"
+              "console.log(NNIManager.prototype.initTrainingService.nasCorePollSeconds); process.exit(0);")
+    env = {**os.environ, "NODE_OPTIONS": f"--require={MANAGER_POLL_SHIM}"}
+    done = subprocess.run([str(_node()), "-e", script], capture_output=True, text=True, env=env,
+                          cwd=_node().parent, timeout=60)
+    assert done.stdout.split()[:1] == ["0.1"], done.stderr
+
+
+def test_bind_environment_loads_each_shim_once_and_can_leave_nni_polling_alone(monkeypatch):
+    monkeypatch.setenv("NODE_OPTIONS", "--max-old-space-size=4096")
+    bind_environment("127.0.0.1")
+    bind_environment("127.0.0.1", manager_poll=0.2)
+    options = os.environ["NODE_OPTIONS"].split()
+    assert options == ["--max-old-space-size=4096", f"--require={LOOPBACK_SHIM}", f"--require={MANAGER_POLL_SHIM}"]
+    assert os.environ["NAS_CORE_NNI_POLL_S"] == "0.2"
+    bind_environment(None, manager_poll=None)
+    assert os.environ["NODE_OPTIONS"] == "--max-old-space-size=4096"
+    assert "NAS_CORE_NNI_POLL_S" not in os.environ and "NAS_CORE_BIND_HOST" not in os.environ
+
+
+@pytest.mark.parametrize("value", [0.01, 0.6, True, "0.1", float("nan")])
+def test_manager_poll_out_of_range_is_refused_by_name(value):
+    with pytest.raises(ValueError, match="manager poll interval"):
+        check_manager_poll(value)
+    with pytest.raises(ValueError, match="manager poll interval"):
+        bind_environment(None, manager_poll=value)  # type: ignore[arg-type]
+
+
+def test_default_is_inside_the_allowed_range():
+    assert check_manager_poll(nni_experiment.DEFAULT_MANAGER_POLL_S) == 0.1
