@@ -77,6 +77,8 @@ def test_b2_smoke_runs_a_real_nni_experiment(tmp_path):
     assert summary["trials"] == 2 and summary["trials_without_metric"] == 0
     assert 0 < summary["efficiency"] <= 1
     assert all(t["evaluator_seconds"] > 0 and t["slot"] in (0, 1) for t in data["trials"])
+    replay = summary["barrier_replay"]
+    assert replay["generation_sizes"] == [2] and 0 < replay["as_asked"] <= replay["longest_first_exact"] <= 1
 
 
 def test_b2_accounting_adds_up_to_the_slot_time():
@@ -183,3 +185,15 @@ def test_b2_strategy_flags_replace_or_extend_the_strategy_arguments(tmp_path):
     for bad in (["--strategy-args", "[1]"], ["--strategy-args", "{"], ["--manager-poll", "2"]):
         with pytest.raises(SystemExit):
             b2.parse_args(bad)
+
+
+def test_b2_barrier_replay_separates_the_barrier_from_the_order():
+    generations = [[3.0, 1.0, 1.0, 3.0], [2.0]]  # a long trial asked last, then a lone trial
+    replay = b2.barrier_replay(generations, 2)
+    assert replay["as_asked"] == pytest.approx(10.0 / (2 * (5.0 + 2.0)))
+    assert replay["longest_first_exact"] == pytest.approx(10.0 / (2 * (4.0 + 2.0)))
+    replay = b2.barrier_replay([[1.0, 1.0, 3.0]], 2)
+    assert replay["as_asked"] == pytest.approx(5.0 / (2 * 4.0))
+    assert replay["longest_first_exact"] == pytest.approx(5.0 / (2 * 3.0))
+    assert replay["generation_sizes"] == [3]
+    assert b2.barrier_replay([[]], 2) is None
