@@ -9,11 +9,15 @@ mean when it was seen only a few times. On the digits search it ranks a generati
 times well enough to recover almost all of what exact durations would (benchmark B2).
 
 Durations come from the ``evaluator_seconds`` metric that both runners add to every result.
-The model is JSON state (sums and counts), so a resumed search orders exactly as before.
+Each architecture counts once: a search that re-proposes its elites is told their stored result
+again and again, and counting every copy would tilt the model toward them (measured: it lost
+most of the gain). The model is JSON state (sums, counts and short digests of the architectures
+seen), so a resumed search orders exactly as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -34,16 +38,22 @@ class DurationModel:
         self._total = 0.0
         self._count = 0
         self._sums: dict[str, dict[str, list[float]]] = {name: {} for name in space.names}  # value key -> [sum, n]
+        self._seen: set[str] = set()
 
     @staticmethod
     def _value_key(value: object) -> str:
         return json.dumps(value, sort_keys=True)
 
     def observe(self, arch: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
-        """Learn from one result's metrics; results without a finite positive duration are ignored."""
+        """Learn from one result's metrics; repeats of an architecture, and results without a
+        finite positive duration, are ignored."""
         seconds = metrics.get(DURATION_METRIC)
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
             return
+        digest = hashlib.sha256(self.space.key(arch).encode()).hexdigest()[:16]
+        if digest in self._seen:
+            return
+        self._seen.add(digest)
         self._total += seconds
         self._count += 1
         for name in self.space.names:
@@ -73,7 +83,7 @@ class DurationModel:
         return sorted(range(len(members)), key=lambda i: -(predicted[i] or 0.0))  # stable: ties keep member order
 
     def to_json(self) -> dict[str, Any]:
-        return {"total": self._total, "count": self._count,
+        return {"total": self._total, "count": self._count, "seen": sorted(self._seen),
                 "values": {name: {key: list(entry) for key, entry in values.items()} for name, values in self._sums.items()}}
 
     def load_json(self, data: Mapping[str, Any]) -> None:
@@ -85,4 +95,5 @@ class DurationModel:
             if name not in sums:
                 raise ValueError(f"duration model names unknown dimension {name!r}")
             sums[name] = {str(key): [float(entry[0]), int(entry[1])] for key, entry in entries.items()}
-        self._total, self._count, self._sums = total, count, sums
+        seen = {str(digest) for digest in data.get("seen", [])}
+        self._total, self._count, self._sums, self._seen = total, count, sums, seen

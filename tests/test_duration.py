@@ -143,3 +143,20 @@ def test_member_order_asks_as_bred_and_a_bad_order_is_refused_by_name() -> None:
         Evolution(space=space, ask_order="fastest")
     with pytest.raises(ValueError, match="ask_order"):
         NSGA2(space=space, ask_order="")
+
+
+def test_an_architecture_told_again_counts_once_also_after_a_round_trip() -> None:
+    space = toy_space()
+    model = DurationModel(space)
+    wide = {name: 4 for name in space.names}
+    narrow = {name: 0.25 for name in space.names}
+    model.observe(narrow, {"evaluator_seconds": 1.0})
+    model.observe(wide, {"evaluator_seconds": 9.0})
+    once = model.predict(wide)
+    for _ in range(5):  # an elite re-proposed and answered from the store each generation
+        model.observe(wide, {"evaluator_seconds": 9.0})
+    assert model.observations == 2 and model.predict(wide) == once
+    restored = DurationModel(space)
+    restored.load_json(json.loads(json.dumps(model.to_json())))
+    restored.observe(wide, {"evaluator_seconds": 9.0})
+    assert restored.observations == 2
