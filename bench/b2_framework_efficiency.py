@@ -87,7 +87,7 @@ def prepare_job(args: argparse.Namespace, folder: Path) -> tuple[Path, dict[str,
     if args.generations is not None:
         strategy_args["generations"] = args.generations
     if args.prefetch is not None:
-        config["tuner"]["classArgs"]["prefetch"] = args.prefetch
+        class_args["prefetch"] = args.prefetch
     if args.worker is not None:
         config["trialCommand"] = f"{config['trialCommand']} --worker {args.worker}"
     if args.max_trials is not None:
@@ -338,12 +338,10 @@ def json_object(text: str) -> dict[str, Any]:
 
 
 def manager_poll(text: str) -> float | None:
-    from nas_core.nni_adapter.experiment import check_manager_poll
+    from nas_core.nni_adapter.experiment import parse_manager_poll
 
-    if text == "nni":
-        return None
     try:
-        return check_manager_poll(float(text))
+        return parse_manager_poll(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 

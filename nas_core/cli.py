@@ -97,12 +97,10 @@ def _free_port(preferred: int) -> int:
 
 def _manager_poll(text: str) -> float | None:
     """``--manager-poll``: seconds, or ``nni`` for NNI's own 0.5 s."""
-    from .nni_adapter.experiment import check_manager_poll
+    from .nni_adapter.experiment import parse_manager_poll
 
-    if text.strip().lower() == "nni":
-        return None
     try:
-        return check_manager_poll(float(text))
+        return parse_manager_poll(text)
     except ValueError as err:
         raise UsageError(f"--manager-poll {text!r}: {err}; or 'nni' for NNI's own 0.5 s") from None
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from nas_core.nni_adapter import experiment as nni_experiment
-from nas_core.nni_adapter.experiment import LOOPBACK_SHIM, MANAGER_POLL_SHIM, bind_environment, check_manager_poll
+from nas_core.nni_adapter.experiment import (LOOPBACK_SHIM, MANAGER_POLL_SHIM, bind_environment, check_manager_poll,
+                                             parse_manager_poll)
 
 
 def _node() -> Path:
@@ -88,3 +89,14 @@ def test_manager_poll_out_of_range_is_refused_by_name(value):
 
 def test_default_is_inside_the_allowed_range():
     assert check_manager_poll(nni_experiment.DEFAULT_MANAGER_POLL_S) == 0.1
+
+
+def test_command_line_interval_is_seconds_or_nni():
+    assert parse_manager_poll("0.25") == 0.25
+    assert parse_manager_poll(" NNI ") is None
+
+
+@pytest.mark.parametrize(("text", "named"), [("fast", "got 'fast'"), ("0.9", "got 0.9"), ("nan", "got nan")])
+def test_command_line_interval_that_is_neither_is_named(text, named):
+    with pytest.raises(ValueError, match=named):
+        parse_manager_poll(text)

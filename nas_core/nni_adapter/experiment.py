@@ -38,6 +38,20 @@ def check_manager_poll(seconds: object) -> float:
     return float(seconds)
 
 
+def parse_manager_poll(text: str) -> float | None:
+    """A command-line manager poll interval: seconds, or ``nni`` (None) for NNI's own 0.5 s.
+
+    Raises ValueError naming the value when it is neither.
+    """
+    if text.strip().lower() == "nni":
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"manager poll interval must be a number of seconds, got {text!r}") from None
+    return check_manager_poll(seconds)
+
+
 def bind_environment(host: str | None, *, manager_poll: float | None = DEFAULT_MANAGER_POLL_S) -> None:
     """Set up the environment of NNI processes started from this process.
 
