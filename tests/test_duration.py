@@ -23,6 +23,21 @@ def _result(arch: dict, fitness: float = 1.0) -> TrialResult:
     return TrialResult.succeeded({"accuracy": 90.0, "evaluator_seconds": _seconds(arch)}, fitness)
 
 
+def _observed(space, rng: random.Random, n: int) -> DurationModel:
+    """A model that saw ``n`` random architectures with their made-up times."""
+    model = DurationModel(space)
+    for _ in range(n):
+        arch = space.sample(rng)
+        model.observe(arch, {"evaluator_seconds": _seconds(arch)})
+    return model
+
+
+def _tell_first_generation(strategy, size: int) -> None:
+    """Ask generation 0 and tell every member a result with its made-up time."""
+    for i, arch in enumerate([strategy.ask(i) for i in range(size)]):
+        strategy.tell(i, arch, _result(arch, fitness=float(i)))
+
+
 def test_model_predicts_nothing_before_a_duration_is_seen() -> None:
     space = toy_space()
     model = DurationModel(space)
@@ -39,10 +54,7 @@ def test_model_predicts_nothing_before_a_duration_is_seen() -> None:
 def test_model_ranks_unseen_architectures_by_their_additive_cost() -> None:
     space = toy_space()
     rng = random.Random(1)
-    model = DurationModel(space)
-    for _ in range(40):
-        arch = space.sample(rng)
-        model.observe(arch, {"evaluator_seconds": _seconds(arch)})
+    model = _observed(space, rng, 40)
     narrow = {name: 0.25 for name in space.names}
     wide = {name: 4 for name in space.names}
     middle = {name: 1 for name in space.names}
@@ -58,10 +70,7 @@ def test_model_ranks_unseen_architectures_by_their_additive_cost() -> None:
 def test_model_json_round_trip_predicts_the_same_and_rejects_unknown_dimensions() -> None:
     space = toy_space()
     rng = random.Random(2)
-    model = DurationModel(space)
-    for _ in range(10):
-        arch = space.sample(rng)
-        model.observe(arch, {"evaluator_seconds": _seconds(arch)})
+    model = _observed(space, rng, 10)
     restored = DurationModel(space)
     restored.load_json(json.loads(json.dumps(model.to_json())))
     probe = space.sample(rng)
@@ -103,9 +112,7 @@ def test_later_generations_are_asked_longest_first(make) -> None:
 def test_ordered_asking_survives_a_state_round_trip_mid_generation() -> None:
     space = toy_space()
     strategy = Evolution(space=space, seed=3, population_size=6, generations=3)
-    first = [strategy.ask(i) for i in range(6)]
-    for i, arch in enumerate(first):
-        strategy.tell(i, arch, _result(arch, fitness=float(i)))
+    _tell_first_generation(strategy, 6)
     asked = [strategy.ask(6), strategy.ask(7)]
     state = json.loads(json.dumps(strategy.state_dict()))
     rest = [strategy.ask(8 + i) for i in range(4)]
@@ -132,9 +139,7 @@ def test_member_order_asks_as_bred_and_a_bad_order_is_refused_by_name() -> None:
     ordered = Evolution(space=space, seed=5, population_size=6, generations=2)
     as_bred = Evolution(space=space, seed=5, population_size=6, generations=2, ask_order="member")
     for strategy in (ordered, as_bred):
-        first = [strategy.ask(i) for i in range(6)]
-        for i, arch in enumerate(first):
-            strategy.tell(i, arch, _result(arch, fitness=float(i)))
+        _tell_first_generation(strategy, 6)
     longest = [ordered.ask(6 + i) for i in range(6)]
     bred = [as_bred.ask(6 + i) for i in range(6)]
     assert bred == as_bred._members
