@@ -142,40 +142,38 @@ def parameter_id(job: dict[str, Any]) -> int | None:
     return None
 
 
-def state_seconds(experiment_dir: Path) -> dict[int, float]:
-    """evaluator_seconds by NNI parameter id, from the search state file (fallback source)."""
+def state_records(experiment_dir: Path) -> list[Any]:
+    """The search's records from its state file (empty when there is none)."""
     from nas_core.nni_adapter.tuner import state_path_of
     from nas_core.results import ResultsError, load_results
 
     try:
-        results = load_results(state_path_of(experiment_dir))
+        return list(load_results(state_path_of(experiment_dir)).records)
     except ResultsError:
-        return {}
+        return []
+
+
+def state_seconds(records: Sequence[Any]) -> dict[int, float]:
+    """evaluator_seconds by NNI parameter id, from the search's records (fallback source)."""
     out: dict[int, float] = {}
-    for record in results.records:
+    for record in records:
         seconds = record.result.metrics.get("evaluator_seconds")
         if record.source == "trained" and seconds is not None and isinstance(record.trial_id, int):
             out[record.trial_id] = seconds
     return out
 
 
-def generation_seconds(experiment_dir: Path, population: int) -> list[list[float]]:
+def generation_seconds(records: Sequence[Any], population: int) -> list[list[float]]:
     """evaluator_seconds of the trained candidates of each generation, in the order they were asked.
 
     For generational strategies: the search asks ``population`` candidates per generation and
     numbers them in asking order (copies answered from the store included), so consecutive
     blocks of candidate ids are the generations.
     """
-    from nas_core.nni_adapter.tuner import state_path_of
-    from nas_core.results import ResultsError, load_results
-
-    try:
-        records = sorted(load_results(state_path_of(experiment_dir)).records, key=lambda r: r.candidate_id)
-    except ResultsError:
-        return []
+    ordered = sorted(records, key=lambda r: r.candidate_id)
     generations: list[list[float]] = []
-    for first in range(0, len(records), population):
-        block = records[first:first + population]
+    for first in range(0, len(ordered), population):
+        block = ordered[first:first + population]
         generations.append([r.result.metrics["evaluator_seconds"] for r in block
                             if r.source == "trained" and "evaluator_seconds" in r.result.metrics])
     return generations
@@ -383,7 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     concurrency = int(config.get("trialConcurrency", 1))
     outcome, jobs, wall = run_experiment(config_path, progress=not args.no_progress, timeout=args.timeout,
                                        manager_poll=args.manager_poll)
-    rows = trial_rows(jobs, state_seconds(outcome.experiment_dir))
+    records = state_records(outcome.experiment_dir)
+    rows = trial_rows(jobs, state_seconds(records))
     if not rows:
         print(f"error: experiment {outcome.experiment_id} ended {outcome.status} with no finished trial: "
               f"{outcome.errors}", file=sys.stderr)
@@ -393,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     class_args = config["tuner"].get("classArgs", {})
     if class_args.get("strategy") in GENERATIONAL:
         population = int(class_args.get("strategy_args", {}).get("population_size", 32))
-        summary["barrier_replay"] = barrier_replay(generation_seconds(outcome.experiment_dir, population), concurrency)
+        summary["barrier_replay"] = barrier_replay(generation_seconds(records, population), concurrency)
     text = table_text(summary)
     print(f"\nB2: experiment {outcome.experiment_id} {outcome.status}, {summary['trials']} trials at "
           f"trialConcurrency {concurrency}; efficiency {summary['efficiency']:.3f} (target ≥ 0.9)")
