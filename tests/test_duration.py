@@ -9,7 +9,7 @@ import pytest
 
 from nas_core import WAIT, TrialResult
 from nas_core.duration import DurationModel
-from nas_core.testing import toy_space
+from nas_core.testing import tiny_space, toy_space
 from strategies.evolution import Evolution
 from strategies.nsga2 import NSGA2
 
@@ -76,9 +76,44 @@ def test_model_json_round_trip_predicts_the_same_and_rejects_unknown_dimensions(
     probe = space.sample(rng)
     assert restored.predict(probe) == pytest.approx(model.predict(probe))
     bad = model.to_json()
-    bad["values"]["no_such_layer"] = {}
-    with pytest.raises(ValueError, match="no_such_layer"):
+    bad["xty"] = bad["xty"][:-1]  # a state written for another space
+    with pytest.raises(ValueError, match="features"):
         DurationModel(space).load_json(bad)
+    with pytest.raises(ValueError, match="format"):
+        DurationModel(space).load_json({**model.to_json(), "format": "ridge-v9"})
+
+
+def test_a_numeric_dimension_generalises_to_values_not_yet_seen() -> None:
+    """Eight results that never used ratios 2 or 3 still rank those between 1 and 4."""
+    space = toy_space()
+    model = DurationModel(space)
+    rng = random.Random(6)
+    for _ in range(8):
+        arch = {name: rng.choice((0.25, 0.5, 1, 4)) for name in space.names}
+        model.observe(arch, {"evaluator_seconds": _seconds(arch)})
+    by_ratio = [model.predict({name: ratio for name in space.names}) for ratio in (1, 2, 3, 4)]
+    assert by_ratio == sorted(by_ratio)
+
+
+def test_categorical_and_boolean_dimensions_get_one_effect_per_choice() -> None:
+    space = tiny_space()  # op: conv/pool, width: 1/2/3, skip: True/False
+    cost = {"conv": 3.0, "pool": 1.0}
+    model = DurationModel(space)
+    for op in ("conv", "pool"):
+        for width in (1, 3):
+            for skip in (True, False):
+                model.observe({"op": op, "width": width, "skip": skip},
+                              {"evaluator_seconds": cost[op] + width + (0.5 if skip else 0.0)})
+    conv, pool = ({"op": op, "width": 2, "skip": False} for op in ("conv", "pool"))
+    assert model.predict(conv) > model.predict(pool)
+    assert model.predict({**conv, "skip": True}) > model.predict(conv)
+
+
+def test_a_state_of_the_earlier_per_value_model_restores_an_empty_model() -> None:
+    space = toy_space()
+    model = _observed(space, random.Random(7), 5)
+    model.load_json({"total": 10.0, "count": 3, "seen": [], "values": {}})
+    assert model.observations == 0 and model.predict(space.sample(random.Random(8))) is None
 
 
 @pytest.mark.parametrize("make", [
