@@ -48,6 +48,7 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 import yaml
 
+from nas_core.nni_adapter.experiment import DEFAULT_MANAGER_POLL_S
 from bench.common import (REPO, RESULTS, WORK, format_table, header, pyplot, save_figure, stopwatch, write_csv,
                           write_json)
 
@@ -99,8 +100,8 @@ def prepare_job(args: argparse.Namespace, folder: Path) -> tuple[Path, dict[str,
     return config_path, config
 
 
-def run_experiment(config_path: Path, *, progress: bool, timeout: float,
-                   manager_poll: float | None) -> tuple[Any, list[dict[str, Any]], float]:
+def run_experiment(config_path: Path, *, progress: bool, timeout: float, manager_poll: float | None,
+                   prestart: bool = True) -> tuple[Any, list[dict[str, Any]], float]:
     """Run the experiment to its end; returns (outcome, NNI's trial jobs, seconds from start to end)."""
     from nas_core.nni_adapter import experiment as nni_experiment
     from nas_core.nni_adapter import rest
@@ -108,7 +109,8 @@ def run_experiment(config_path: Path, *, progress: bool, timeout: float,
     nni_experiment.quiet_nni_logging()
     port = free_port()
     with stopwatch() as wall:
-        exp = nni_experiment.start(config_path, port=port, host="127.0.0.1", manager_poll=manager_poll)
+        exp = nni_experiment.start(config_path, port=port, host="127.0.0.1", manager_poll=manager_poll,
+                                   prestart_workers=prestart)
         try:
             outcome = nni_experiment.wait(exp, poll=1.0, progress=progress, timeout=timeout)
             jobs = rest.get(port, "trial-jobs") or []
@@ -280,6 +282,8 @@ def breakdown(rows: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
             "overhead_median": _median([r["overhead"] for r in rows]),
             "compute_median": _median([r["evaluator_seconds"] for r in rows]),
             "dispatch_median": _median([r.get("dispatch") for r in rows]),
+            "first_in_slot_overhead": [next(r["overhead"] for r in rows if r.get("slot") == slot)
+                                       for slot in sorted({r.get("slot") for r in rows if r.get("slot") is not None})],
         },
     }
 
@@ -356,9 +360,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-trials", type=int, help="maxTrialNumber")
     parser.add_argument("--prefetch", type=int, help="tuner classArgs.prefetch (0: no candidate queued ahead)")
     parser.add_argument("--worker", choices=("auto", "off"), help="trial command's --worker (off: a process per trial)")
-    parser.add_argument("--manager-poll", type=manager_poll, default=0.1, metavar="SECONDS",
+    parser.add_argument("--manager-poll", type=manager_poll, default=DEFAULT_MANAGER_POLL_S, metavar="SECONDS",
                         help="NNI manager's loop for trial ends, as `nas_core search --manager-poll` "
-                             "(default 0.1; 'nni': NNI's own 0.5)")
+                             f"(default {DEFAULT_MANAGER_POLL_S}; 'nni': NNI's own 0.5)")
+    parser.add_argument("--no-prestart", dest="prestart", action="store_false",
+                        help="do not start the trial workers while NNI starts (each slot's first trial starts its own)")
     parser.add_argument("--concurrency", type=int, help="trialConcurrency")
     parser.add_argument("--epochs", type=int, help="evaluator epochs")
     parser.add_argument("--threads", type=int, help="evaluator threads per trial")
@@ -380,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_path, config = prepare_job(args, work / "job")
     concurrency = int(config.get("trialConcurrency", 1))
     outcome, jobs, wall = run_experiment(config_path, progress=not args.no_progress, timeout=args.timeout,
-                                       manager_poll=args.manager_poll)
+                                       manager_poll=args.manager_poll, prestart=args.prestart)
     records = state_records(outcome.experiment_dir)
     rows = trial_rows(jobs, state_seconds(records))
     if not rows:
@@ -398,8 +404,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"trialConcurrency {concurrency}; efficiency {summary['efficiency']:.3f} (target ≥ 0.9)")
     print(text)
     per = summary["per_trial"]
-    print(f"per trial (median): compute {per['compute_median']:.1f} s, overhead {per['overhead_median']:.1f} s"
-          + (f", dispatch gap {per['dispatch_median']:.1f} s" if per["dispatch_median"] is not None else ""))
+    print(f"per trial (median): compute {per['compute_median']:.2f} s, overhead {per['overhead_median']:.2f} s"
+          + (f", dispatch gap {per['dispatch_median']:.2f} s" if per["dispatch_median"] is not None else ""))
+    firsts = ", ".join(f"{s:.2f}" if s is not None else "?" for s in per["first_in_slot_overhead"])
+    print(f"overhead of each slot's first trial (worker start, unless started ahead): {firsts} s")
     print(f"experiment wall time from start() to {outcome.status}: {wall:.1f} s (includes NNI start-up)")
     replay = summary.get("barrier_replay")
     if replay:

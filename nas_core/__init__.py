@@ -5,12 +5,39 @@ The core imports neither torch nor NNI: spaces, evaluators and strategies are pl
 only through :mod:`nas_core.nni_adapter`.
 """
 
-from .driver import Record, SearchDriver, pareto_front
-from .evaluator import CandidateFailed, Evaluator, MetricObjective, Metrics, Objective, Reporter, null_reporter
-from .registry import EVALUATORS, SPACES, STRATEGIES, PluginArgumentError, Registry, RegistryError
-from .runner import run_search
-from .space import Architecture, Dimension, InvalidArchitectureError, InvalidSpaceError, SearchSpace
-from .strategy import FINISHED, WAIT, Strategy, StrategyError, TrialResult
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "driver": ("Record", "SearchDriver", "pareto_front"),
+    "evaluator": ("CandidateFailed", "Evaluator", "MetricObjective", "Metrics", "Objective", "Reporter",
+                  "null_reporter"),
+    "registry": ("EVALUATORS", "SPACES", "STRATEGIES", "PluginArgumentError", "Registry", "RegistryError"),
+    "runner": ("run_search",),
+    "space": ("Architecture", "Dimension", "InvalidArchitectureError", "InvalidSpaceError", "SearchSpace"),
+    "strategy": ("FINISHED", "WAIT", "Strategy", "StrategyError", "TrialResult"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+if TYPE_CHECKING:
+    from .driver import Record, SearchDriver, pareto_front
+    from .evaluator import CandidateFailed, Evaluator, MetricObjective, Metrics, Objective, Reporter, null_reporter
+    from .registry import EVALUATORS, SPACES, STRATEGIES, PluginArgumentError, Registry, RegistryError
+    from .runner import run_search
+    from .space import Architecture, Dimension, InvalidArchitectureError, InvalidSpaceError, SearchSpace
+    from .strategy import FINISHED, WAIT, Strategy, StrategyError, TrialResult
+
+
+def __getattr__(name: str) -> Any:
+    """The public names are loaded on first use, so that ``python -m nas_core.trial``'s thin client
+    (see :mod:`nas_core.worker_pool`) does not pay for importing the whole core."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Architecture", "CandidateFailed", "Dimension", "EVALUATORS", "Evaluator", "FINISHED",

@@ -238,9 +238,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="where the web server listens: 127.0.0.1 (default) or 'all' for every interface, "
                         "which NNI serves without authentication")
-    p.add_argument("--manager-poll", default="0.1", metavar="SECONDS",
+    p.add_argument("--manager-poll", default="0.02", metavar="SECONDS",
                    help="how often NNI's manager looks for finished trials and starts queued ones, local training "
-                        "service only (default 0.1; 'nni' keeps NNI's own 0.5)")
+                        "service only (default 0.02; 'nni' keeps NNI's own 0.5)")
     p.add_argument("--top", type=int, default=3, help="how many best architectures to print (default 3)")
     p.add_argument("--output", help="folder for best.json and trials.csv (default <experiment dir>/nas_results)")
     p.add_argument("--timeout", type=float, default=None, help="stop the experiment after this many seconds")

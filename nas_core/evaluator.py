@@ -80,7 +80,9 @@ class Evaluator(ABC):
         return None
 
     def prepare(self) -> None:
-        """Expensive once-per-experiment work (data download checks, supernet training)."""
+        """Once-per-process work that no single candidate should be charged for (loading the data,
+        training a supernet). Called before the first evaluation, outside its timing, and by a
+        resident worker before its first trial; must be cheap when repeated."""
 
 
 def check_metrics(metrics: object) -> Metrics:

@@ -30,8 +30,9 @@ def evaluator_score(evaluator: Evaluator) -> Score:
     """Turn an evaluator into a scoring function; failures become failed results, never raise."""
 
     def score(arch: Architecture) -> TrialResult:
-        started = time.perf_counter()
         try:
+            evaluator.prepare()  # once-per-process work (data, supernet) is no candidate's compute
+            started = time.perf_counter()
             metrics = check_metrics(evaluator.evaluate(arch, null_reporter))
             fitness = evaluator.objective.fitness(metrics)
             metrics["evaluator_seconds"] = time.perf_counter() - started

@@ -22,12 +22,13 @@ import sys
 import time
 import traceback
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .evaluator import CandidateFailed, Evaluator, check_metrics
-from .registry import PluginArgumentError, RegistryError
-from .space import InvalidArchitectureError
-from .spec import SpecError, build_evaluator, parse_args_text
+if TYPE_CHECKING:
+    from .evaluator import Evaluator
+
+# The rest of nas_core is imported where it is used: the thin client that hands a trial to a
+# resident worker should start in milliseconds, so it imports only argparse and the pool.
 
 CANDIDATE_FIELD = "_candidate"
 """Parameter field carrying the tuner's candidate hash; the trial echoes it as ``candidate``."""
@@ -63,6 +64,9 @@ def _default_value(evaluator: Evaluator, metrics: Mapping[str, float]) -> float:
 
 def run_trial(evaluator: Evaluator, params: Mapping[str, Any], *, intermediate: Any, final: Any) -> int:
     """Evaluate one parameter set and report through the given callables; returns the exit status."""
+    from .evaluator import CandidateFailed, check_metrics
+    from .space import InvalidArchitectureError
+
     arch, candidate = split_parameters(params)
     echo: dict[str, Any] = {"candidate": candidate} if candidate is not None else {}
     space = evaluator.search_space()
@@ -77,6 +81,14 @@ def run_trial(evaluator: Evaluator, params: Mapping[str, Any], *, intermediate: 
     def reporter(step: int, metrics: Mapping[str, float]) -> None:
         intermediate({"default": _default_value(evaluator, metrics), **dict(metrics)})
 
+    try:
+        evaluator.prepare()  # the data, a supernet: once per process, not this candidate's compute
+    except Exception as err:
+        traceback.print_exc()
+        final({"default": 0.0, "status": "failed", "reason": f"preparing the evaluator: {type(err).__name__}: {err}",
+               **echo})
+        print(f"error: preparing the evaluator failed: {err}", file=sys.stderr)
+        return 1
     started = time.perf_counter()
     try:
         metrics = check_metrics(evaluator.evaluate(arch, reporter))
@@ -97,6 +109,8 @@ def run_trial(evaluator: Evaluator, params: Mapping[str, Any], *, intermediate: 
 
 def _build_evaluator(args: argparse.Namespace, cache: dict[Any, Evaluator] | None) -> Evaluator:
     """The evaluator the command line names; reused from ``cache`` when the same one was built before."""
+    from .spec import build_evaluator, parse_args_text
+
     evaluator_args = parse_args_text(args.args)
     if cache is None:
         return build_evaluator(args.evaluator, evaluator_args)
@@ -104,6 +118,16 @@ def _build_evaluator(args: argparse.Namespace, cache: dict[Any, Evaluator] | Non
     if key not in cache:
         cache[key] = build_evaluator(args.evaluator, evaluator_args)
     return cache[key]
+
+
+def prepare_evaluator(argv: list[str], cache: dict[Any, Evaluator]) -> None:
+    """Build into ``cache`` the evaluator of trial command line ``argv``, and load the NNI trial
+    channel, as a resident worker started ahead of its first trial does (errors propagate)."""
+    args = make_parser().parse_args(argv)
+    _build_evaluator(args, cache).prepare()
+    from .nni_adapter.trial_io import load_http_channel
+
+    load_http_channel()
 
 
 def main(argv: list[str] | None = None, *, evaluators: dict[Any, Evaluator] | None = None,
@@ -115,6 +139,9 @@ def main(argv: list[str] | None = None, *, evaluators: dict[Any, Evaluator] | No
         code = _run_in_worker(argv)
         if code is not None:
             return code
+    from .registry import PluginArgumentError, RegistryError
+    from .spec import SpecError
+
     try:
         evaluator = _build_evaluator(args, evaluators)
     except (SpecError, RegistryError, PluginArgumentError) as err:

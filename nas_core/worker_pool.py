@@ -4,7 +4,9 @@ A fresh trial process imports torch and NNI and loads its data before it trains 
 small candidate that costs as much as the training (see docs/benchmarks.md, B2). The trial
 command therefore stays a thin client: it takes a free *slot* of a pool, connects to that slot's
 worker (started on first use, kept warm between trials), forwards its command line, environment
-and working directory, relays the worker's output and exits with the trial's exit status.
+and working directory, relays the worker's output and exits with the trial's exit status. A
+launcher that knows the trial command can start the workers before the first trial
+(:func:`prestart`), with the evaluator built and its data loaded.
 
 A pool belongs to one set of trials that may share a process: same Python, same working
 directory, same trial arguments and same environment apart from the variables NNI sets per trial
@@ -40,9 +42,11 @@ from typing import IO, Any
 
 PER_TRIAL_ENV = frozenset({
     "NNI_OUTPUT_DIR", "NNI_SYS_DIR", "NNI_TRIAL_COMMAND_CHANNEL", "NNI_TRIAL_JOB_ID", "NNI_TRIAL_SEQ_ID",
-    "PWD", "OLDPWD", "SHLVL", "_",
+    "NNI_CODE_DIR", "PWD", "OLDPWD", "SHLVL", "_", "PS1", "PS2", "COLUMNS", "LINES",
 })
-"""Variables that differ between trials of one pool (NNI's per-trial ones, and what shells set)."""
+"""Variables left out of a pool's key: NNI's per-trial ones, what shells set or unset (bash drops
+the prompts when not interactive and may set the terminal size), and NNI_CODE_DIR (the working
+directory, which the key holds resolved)."""
 
 IDLE_TIMEOUT_ENV = "NAS_CORE_WORKER_IDLE_S"
 DEFAULT_IDLE_TIMEOUT_S = 120.0
@@ -63,10 +67,10 @@ def supported() -> bool:
     return hasattr(socket, "AF_UNIX")
 
 
-def pool_key(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> str:
-    """Identity of the trials that may share a worker."""
+def pool_key(argv: Sequence[str], env: Mapping[str, str], cwd: str, executable: str | None = None) -> str:
+    """Identity of the trials that may share a worker (``executable``: their interpreter, by default this one)."""
     shared_env = sorted((k, v) for k, v in env.items() if k not in PER_TRIAL_ENV)
-    blob = json.dumps([sys.executable, os.path.realpath(cwd), list(argv), shared_env])
+    blob = json.dumps([executable or sys.executable, os.path.realpath(cwd), list(argv), shared_env])
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
@@ -102,18 +106,25 @@ def idle_timeout() -> float:
     return value
 
 
-def _take_slot(directory: Path) -> tuple[int, int]:
-    """Lock the first free slot; returns (slot number, file descriptor holding the lock)."""
+def _try_lock_slot(directory: Path, slot: int) -> int | None:
+    """The file descriptor holding slot ``slot``'s lock, or None when another process holds it."""
     import fcntl
 
+    fd = os.open(directory / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _take_slot(directory: Path) -> tuple[int, int]:
+    """Lock the first free slot; returns (slot number, file descriptor holding the lock)."""
     for slot in range(MAX_SLOTS):
-        fd = os.open(directory / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        return slot, fd
+        fd = _try_lock_slot(directory, slot)
+        if fd is not None:
+            return slot, fd
     raise WorkerUnavailable(f"all {MAX_SLOTS} worker slots of {directory} are busy")
 
 
@@ -129,16 +140,24 @@ def _connect(path: Path) -> socket.socket | None:
     return sock
 
 
-def _start_worker(directory: Path, slot: int, env: Mapping[str, str], cwd: str) -> socket.socket:
-    """Start the slot's worker (detached: NNI must not kill it with the trial) and connect."""
+def _spawn_worker(directory: Path, slot: int, env: Mapping[str, str], cwd: str,
+                  warm: Sequence[str] | None = None, executable: str | None = None) -> subprocess.Popen[bytes]:
+    """Start the slot's worker, detached (NNI must not kill it with the trial); the caller holds the slot."""
     sock_path = directory / f"slot-{slot}.sock"
-    log_path = directory / f"slot-{slot}.log"
     sock_path.unlink(missing_ok=True)  # left by a worker that died; we hold the slot, none is alive
-    command = [sys.executable, "-m", "nas_core.worker_server", "--socket", str(sock_path),
+    command = [executable or sys.executable, "-m", "nas_core.worker_server", "--socket", str(sock_path),
                "--lock", str(directory / f"slot-{slot}.lock"), "--idle-timeout", str(idle_timeout())]
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+    if warm is not None:
+        command += ["--warm", json.dumps(list(warm))]
+    with open(directory / f"slot-{slot}.log", "ab") as log:
+        return subprocess.Popen(command, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _start_worker(directory: Path, slot: int, env: Mapping[str, str], cwd: str) -> socket.socket:
+    """Start the slot's worker and connect."""
+    process = _spawn_worker(directory, slot, env, cwd)
+    sock_path, log_path = directory / f"slot-{slot}.sock", directory / f"slot-{slot}.log"
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         sock = _connect(sock_path)
@@ -150,6 +169,48 @@ def _start_worker(directory: Path, slot: int, env: Mapping[str, str], cwd: str) 
         time.sleep(0.02)
     process.kill()
     raise WorkerUnavailable(f"the worker did not start within {START_TIMEOUT_S:.0f} s; see {log_path}")
+
+
+def prestart(argv: Sequence[str], *, env: Mapping[str, str], cwd: str, slots: int,
+             executable: str | None = None) -> list[int]:
+    """Start warm workers in the first ``slots`` slots of the pool that trials with this command line,
+    environment, directory and interpreter (``executable``, by default this one) will use, before
+    those trials exist; returns the slots started.
+
+    Each worker builds the trial's evaluator while it waits (``worker_server --warm``), so the
+    first trial of a slot does not pay for starting Python, importing torch and NNI and loading
+    the data: a launcher that knows the trial command calls this while NNI itself is starting.
+    A slot that already has a worker, or is in use, is left alone. Returns at once the sockets
+    exist (well before the warm-up ends); raises :class:`WorkerUnavailable` as
+    :func:`run_in_worker` does.
+    """
+    if not supported():
+        raise WorkerUnavailable("this platform has no Unix sockets or fcntl locks")
+    directory = pool_dir(pool_key(argv, env, cwd, executable))
+    started: list[tuple[int, int, subprocess.Popen[bytes]]] = []
+    try:
+        for slot in range(min(slots, MAX_SLOTS)):
+            fd = _try_lock_slot(directory, slot)
+            if fd is None:
+                continue
+            existing = _connect(directory / f"slot-{slot}.sock")
+            if existing is not None:  # a live worker; the connection only checked that
+                existing.close()
+                os.close(fd)
+                continue
+            started.append((slot, fd, _spawn_worker(directory, slot, env, cwd, warm=argv, executable=executable)))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for slot, _, process in started:
+            sock_path = directory / f"slot-{slot}.sock"
+            while not sock_path.exists():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise WorkerUnavailable(f"the worker of slot {slot} did not start; see "
+                                            f"{directory / f'slot-{slot}.log'}")
+                time.sleep(0.01)
+    finally:
+        for _, fd, _ in started:
+            os.close(fd)
+    return [slot for slot, _, _ in started]
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -2,7 +2,7 @@
 
 Started by :mod:`nas_core.worker_pool` for one slot of a pool; not meant to be run by hand::
 
-    python -m nas_core.worker_server --socket SLOT.sock --lock SLOT.lock --idle-timeout 120
+    python -m nas_core.worker_server --socket SLOT.sock --lock SLOT.lock --idle-timeout 120 [--warm ARGV]
 
 Each connection is one trial: the client sends its command line, environment and working
 directory; the worker adopts that environment and directory, runs :func:`nas_core.trial.main`
@@ -10,6 +10,11 @@ with its output sent back to the client, and answers the exit status. Built eval
 between trials (keyed on their name, arguments and directory), so torch, NNI and the data set
 are loaded once per worker instead of once per trial. An evaluator's ``evaluate`` must not
 depend on earlier calls, which :func:`nas_core.run_search` already requires.
+
+A worker started ahead of its first trial (``--warm``, a trial command line as a JSON list; see
+:func:`nas_core.worker_pool.prestart`) builds that trial's evaluator while it waits, so the
+first trial of the slot finds torch, NNI and the data loaded too. The socket appears only once
+it accepts connections; a trial that connects during the warm-up waits for it to end.
 
 If the client goes away during a trial (NNI cancelled it), the worker exits at once, which is the
 only sure way to stop a training loop; the slot's next trial starts a new worker. After
@@ -22,11 +27,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import select
 import socket
 import sys
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -70,12 +77,18 @@ def _watch_client(sock: socket.socket, finished: threading.Event) -> None:
     threading.Thread(target=watch, daemon=True, name="client-watch").start()
 
 
+class NoRequest(Exception):
+    """The client closed without a word: it only checked that this worker is alive."""
+
+
 def _read_request(sock: socket.socket) -> dict[str, Any]:
     """The client's one request line (read byte-exactly, so nothing after it is consumed)."""
     data = bytearray()
     while not data.endswith(b"\n"):
         chunk = sock.recv(65536)
         if not chunk:
+            if not data:
+                raise NoRequest()
             raise ConnectionError("the client closed the connection before sending its request")
         data += chunk
     request = json.loads(data)
@@ -95,35 +108,87 @@ def serve_one(sock: socket.socket, evaluators: dict[Any, Evaluator]) -> None:
     os.environ.update(request["env"])
     lock = threading.Lock()
     code = 1
+    err = _Relay(sock, "err", lock)
+    log_handler = logging.StreamHandler(err)  # type: ignore[arg-type]
+    log_handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s (%(name)s) %(message)s"))
+    logging.getLogger().addHandler(log_handler)
     try:
         os.chdir(request["cwd"])
         with contextlib.redirect_stdout(_Relay(sock, "out", lock)), \
-                contextlib.redirect_stderr(_Relay(sock, "err", lock)):  # type: ignore[type-var]
+                contextlib.redirect_stderr(err):  # type: ignore[type-var]
             try:
                 code = trial_main(list(request["argv"]), evaluators=evaluators, in_worker=True)
             except BaseException:  # the worker must outlive any trial
                 traceback.print_exc()
                 code = 1
     finally:
+        logging.getLogger().removeHandler(log_handler)
         finished.set()
         with lock:
             send_message(sock, {"exit": code})
 
 
-def serve(socket_path: str, lock_path: str, idle_timeout: float) -> int:
-    import fcntl
+def import_nni_quietly() -> None:
+    """Import NNI without letting it set this process up as one trial.
 
+    Imported in a trial's environment, NNI sends the root logger to that trial's ``trial.log``
+    and replaces ``sys.stdout`` for good; a worker serves many trials (or none yet, when started
+    ahead), so it imports NNI under NNI's own "configure nothing" platform and routes each
+    trial's log records to that trial's stderr itself (:func:`serve_one`).
+    """
+    saved = os.environ.get("NNI_PLATFORM")
+    os.environ["NNI_PLATFORM"] = "unittest"
+    try:
+        import nni  # noqa: F401
+    except ImportError:  # the trials will say so
+        pass
+    finally:
+        if saved is None:
+            os.environ.pop("NNI_PLATFORM", None)
+        else:
+            os.environ["NNI_PLATFORM"] = saved
+
+
+def _listen(socket_path: str) -> socket.socket:
+    """Listen on ``socket_path``; the path appears only once connections are accepted."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    staging = f"{socket_path}.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(socket_path)
+        os.unlink(staging)
     old_umask = os.umask(0o177)
     try:
-        listener.bind(socket_path)
+        listener.bind(staging)
     finally:
         os.umask(old_umask)
     listener.listen(4)
+    os.replace(staging, socket_path)  # atomic: replaces a socket left by a worker that died
+    return listener
+
+
+def warm_up(argv: list[str], evaluators: dict[Any, Evaluator]) -> None:
+    """Build the evaluator of a trial command line ahead of its first trial; a failure is only logged
+    (the trial itself then reports it)."""
+    from .trial import prepare_evaluator
+
+    started = time.perf_counter()
+    try:
+        prepare_evaluator(argv, evaluators)
+    except BaseException:  # noqa: BLE001 - a warm-up must never stop the worker
+        traceback.print_exc()
+        print(f"worker {os.getpid()}: warm-up failed; the first trial builds its evaluator itself", flush=True)
+        return
+    print(f"worker {os.getpid()} warmed up in {time.perf_counter() - started:.2f} s", flush=True)
+
+
+def serve(socket_path: str, lock_path: str, idle_timeout: float, warm: list[str] | None = None) -> int:
+    import fcntl
+
+    listener = _listen(socket_path)
     evaluators: dict[Any, Evaluator] = {}
     print(f"worker {os.getpid()} serving {socket_path}", flush=True)
+    import_nni_quietly()
+    if warm is not None:
+        warm_up(warm, evaluators)
     while True:
         ready, _, _ = select.select([listener], [], [], idle_timeout)
         if not ready:
@@ -141,6 +206,8 @@ def serve(socket_path: str, lock_path: str, idle_timeout: float) -> int:
         with conn:
             try:
                 serve_one(conn, evaluators)
+            except NoRequest:
+                pass
             except (OSError, ValueError, KeyError):
                 traceback.print_exc()
                 sys.stdout.flush()
@@ -152,8 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, help="Unix socket to listen on")
     parser.add_argument("--lock", required=True, help="the slot's lock file (taken only to exit when idle)")
     parser.add_argument("--idle-timeout", type=float, required=True, help="seconds without a trial before exiting")
+    parser.add_argument("--warm", type=_argv_list, default=None,
+                        help="a trial command line (JSON list of strings) whose evaluator to build before the first trial")
     args = parser.parse_args(argv)
-    return serve(args.socket, args.lock, args.idle_timeout)
+    return serve(args.socket, args.lock, args.idle_timeout, args.warm)
+
+
+def _argv_list(text: str) -> list[str]:
+    value = json.loads(text)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise argparse.ArgumentTypeError(f"--warm must be a JSON list of strings, got {text!r}")
+    return value
 
 
 if __name__ == "__main__":

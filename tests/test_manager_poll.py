@@ -36,7 +36,7 @@ def _interval_after_init(tmp_path: Path, nni_sets: float, env: dict[str, str]) -
 
 
 @pytest.mark.parametrize(("setting", "nni_sets", "expected"), [
-    (None, 0.5, "0.1"),      # the default replaces NNI's local 0.5 s
+    (None, 0.5, "0.02"),     # the default replaces NNI's local 0.5 s
     ("0.25", 0.5, "0.25"),
     (None, 5, "5"),          # reuse mode's 5 s is left alone
 ])
@@ -64,7 +64,7 @@ def test_shim_patches_the_real_nni_manager(monkeypatch):
     env = {**os.environ, "NODE_OPTIONS": f"--require={MANAGER_POLL_SHIM}"}
     done = subprocess.run([str(_node()), "-e", script], capture_output=True, text=True, env=env,
                           cwd=_node().parent, timeout=60)
-    assert done.stdout.split()[:1] == ["0.1"], done.stderr
+    assert done.stdout.split()[:1] == ["0.02"], done.stderr
 
 
 def test_bind_environment_loads_each_shim_once_and_can_leave_nni_polling_alone(monkeypatch):
@@ -87,8 +87,13 @@ def test_manager_poll_out_of_range_is_refused_by_name(value):
         bind_environment(None, manager_poll=value)  # type: ignore[arg-type]
 
 
-def test_default_is_inside_the_allowed_range():
-    assert check_manager_poll(nni_experiment.DEFAULT_MANAGER_POLL_S) == 0.1
+def test_default_is_inside_the_allowed_range_and_the_same_everywhere():
+    default = nni_experiment.DEFAULT_MANAGER_POLL_S
+    assert check_manager_poll(default) == default
+    from nas_core.cli import make_parser
+
+    search = make_parser().parse_args(["search", "config.yml"])
+    assert parse_manager_poll(search.manager_poll) == default  # the shim's own default: see the tests above
 
 
 def test_command_line_interval_is_seconds_or_nni():

@@ -166,3 +166,73 @@ def test_pool_key_ignores_per_trial_variables_only():
     assert worker_pool.pool_key(["x"], {**base, "CUDA_VISIBLE_DEVICES": "1"}, "/tmp") != same
     assert worker_pool.pool_key(["x"], {**base, "NNI_EXP_ID": "e2"}, "/tmp") != same
     assert worker_pool.pool_key(["y"], base, "/tmp") != same
+
+
+def shared_env(channel, tmpdir):
+    """What the trials of ``run_trial`` have in common: the environment a launcher predicts."""
+    env = trial_env(channel, tmpdir, "prediction", 0)
+    return {k: v for k, v in env.items() if k not in worker_pool.PER_TRIAL_ENV}
+
+
+def wait_for_log(path, text, seconds=60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never said {text!r}: {path.read_text() if path.exists() else '(no file)'}")
+
+
+def log_pid(log):
+    return int(log.split()[1])  # "worker PID serving ..."
+
+
+@pytest.fixture()
+def pools_in(tmpdir_short, monkeypatch):
+    """This process's pools (prestart runs here) in the same short folder as the trials' pools."""
+    monkeypatch.setattr(tempfile, "tempdir", tmpdir_short)
+    return tmpdir_short
+
+
+ARGS = ["--args", '{"epochs": 2}']
+
+
+def test_workers_started_ahead_serve_the_first_trials(channel, pools_in):
+    argv, env = [*TRIAL[3:], *ARGS], shared_env(channel, pools_in)
+    assert worker_pool.prestart(argv, env=env, cwd=str(REPO), slots=2) == [0, 1]
+    assert worker_pool.prestart(argv, env=env, cwd=str(REPO), slots=2) == []  # both slots have a live worker
+    pool = worker_pool.pools_root() / worker_pool.pool_key(argv, env, str(REPO))
+    logs = [wait_for_log(pool / f"slot-{slot}.log", "warmed up") for slot in (0, 1)]
+    done = run_trial(channel, pools_in, "first", 1)
+    assert done.returncode == 0, done.stderr
+    assert int(final_of(channel, "first")["value"]["pid"]) == log_pid(logs[0])
+    assert (pool / "slot-0.log").read_text().count("serving") == 1, "the trial started a second worker"
+
+
+def test_a_failed_warm_up_is_logged_and_the_trial_reports_the_error_itself(channel, pools_in):
+    argv, env = [*TRIAL[3:], "--args", '{"dims": 0}'], shared_env(channel, pools_in)
+    assert worker_pool.prestart(argv, env=env, cwd=str(REPO), slots=1) == [0]
+    pool = worker_pool.pools_root() / worker_pool.pool_key(argv, env, str(REPO))
+    wait_for_log(pool / "slot-0.log", "warm-up failed")
+    done = run_trial(channel, pools_in, "bad", 1, args=("--args", '{"dims": 0}'))
+    assert done.returncode == 2 and "dims must be >= 1" in done.stderr
+
+
+def test_a_worker_writes_no_nni_log_into_the_code_folder_and_routes_each_trials_log_records(channel, pools_in):
+    code = Path(pools_in) / "code"
+    code.mkdir()
+    args = ("--args", '{"epochs": 1, "log_warning": "toy says"}')
+    argv, env = [*TRIAL[3:], *args], shared_env(channel, pools_in)
+    assert worker_pool.prestart(argv, env=env, cwd=str(code), slots=1) == [0]
+    pool = worker_pool.pools_root() / worker_pool.pool_key(argv, env, str(code))
+    wait_for_log(pool / "slot-0.log", "warmed up")
+    runs = []
+    for trial_id, pid, arch in (("one", 1, {"layer0": 1, "layer1": 0, "layer2": 0}),
+                                ("two", 2, {"layer0": 3, "layer1": 3, "layer2": 0})):
+        trial = trial_env(channel, pools_in, trial_id, pid)
+        channel.parameters[trial_id]["parameters"] = arch
+        runs.append(subprocess.run([*TRIAL, *args], cwd=code, env=trial, capture_output=True, text=True, timeout=120))
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    assert "toy says 1" in runs[0].stderr and "toy says 6" in runs[1].stderr
+    assert "toy says 1" not in runs[1].stderr, "a trial's log records reached a later trial"
+    assert not list(code.glob("*.log")), "NNI's trial logging was set up in the worker's folder"

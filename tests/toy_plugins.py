@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,11 +22,12 @@ class ToyEvaluator(Evaluator):
     name = "toy"
 
     def __init__(self, *, dims: int = 3, choices: int = 4, sleep: float = 0.0, epochs: int = 3,
-                 fail_when_sum: int | None = None) -> None:
+                 fail_when_sum: int | None = None, log_warning: str = "") -> None:
         if dims < 1:
             raise ValueError(f"dims must be >= 1, got {dims}")
         self.space = toy_space(dims, choices)
         self.sleep = sleep
+        self.log_warning = log_warning
         self.epochs = epochs
         self.fail_when_sum = fail_when_sum
         self.objective = MetricObjective("accuracy")
@@ -35,6 +37,8 @@ class ToyEvaluator(Evaluator):
 
     def evaluate(self, arch: Architecture, reporter: Reporter = null_reporter) -> dict[str, float]:
         total = sum(int(v) for v in arch.values())
+        if self.log_warning:
+            logging.getLogger("toy").warning("%s %s", self.log_warning, total)
         if self.fail_when_sum is not None and total == self.fail_when_sum:
             raise CandidateFailed(f"loss diverged (NaN) for sum {total}")
         for epoch in range(self.epochs):

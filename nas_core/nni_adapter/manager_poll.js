@@ -2,14 +2,14 @@
 // NNI 3.0's manager notices finished trials, and starts the next ones, on a fixed loop of
 // 0.5 s for the local training service (NNIManager.pollInterval, set in initTrainingService).
 // With trials of a few seconds that loop costs ~10 % of every slot's time. This lowers that
-// 0.5 s to NAS_CORE_NNI_POLL_S seconds (default 0.1, allowed 0.02 to 0.5). Other values (the
+// 0.5 s to NAS_CORE_NNI_POLL_S seconds (default 0.02, allowed 0.02 to 0.5). Other values (the
 // 5 s of reuse-mode training services, which query remote machines) are left as NNI sets them.
 'use strict';
 const Module = require('module');
 
 const NNI_LOCAL_INTERVAL = 0.5;
 const raw = process.env.NAS_CORE_NNI_POLL_S;
-const seconds = raw === undefined || raw === '' ? 0.1 : Number(raw);
+const seconds = raw === undefined || raw === '' ? 0.02 : Number(raw);
 const valid = Number.isFinite(seconds) && seconds >= 0.02 && seconds <= NNI_LOCAL_INTERVAL;
 if (!valid) {
   process.stderr.write(`nas_core: NAS_CORE_NNI_POLL_S=${raw} is not a number of seconds in [0.02, 0.5]; `
