@@ -22,7 +22,7 @@ The rest of the slot time is broken down:
 * gaps between a trial's end and the next trial's start in the same slot, split into
   *barrier wait* (the slot stays empty until another trial's result arrives: the evolution's
   generation barrier; estimated as the time until the last other trial that ended inside the
-  gap) and *dispatch* (the rest: NNI's polling and the tuner's answer);
+  gap, or up to ``RESULT_LEAD_S`` after it: its result arrives before its process ends) and *dispatch* (the rest: NNI's polling and the tuner's answer);
 * idle at the ends — a slot that starts after the first trial or ends before the last.
 
 Trials are assigned to slots greedily (each to the slot that became free last before it
@@ -53,6 +53,9 @@ from bench.common import (REPO, RESULTS, WORK, format_table, header, pyplot, sav
                           write_json)
 
 STEM = "b2_framework_efficiency"
+RESULT_LEAD_S = 0.25
+"""A trial's result reaches the tuner a little before NNI records its process's end, so the trial
+that releases a barrier can end just after the next generation's first trial started."""
 GENERATIONAL = ("evolution", "nsga2")
 DEFAULT_JOB = REPO / "examples" / "digits"
 
@@ -261,8 +264,9 @@ def breakdown(rows: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
         if not gap:
             continue
         gap_start = row["start"] - gap
-        others = [r["end"] for r in rows if r.get("slot") != row["slot"] and gap_start < r["end"] <= row["start"]]
-        wait = (max(others) - gap_start) if others else 0.0
+        others = [r["end"] for r in rows
+                  if r.get("slot") != row["slot"] and gap_start < r["end"] <= row["start"] + RESULT_LEAD_S]
+        wait = (min(max(others), row["start"]) - gap_start) if others else 0.0
         row["barrier_wait"], row["dispatch"] = wait, gap - wait
         barrier += wait
         dispatch += gap - wait

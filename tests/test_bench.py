@@ -197,3 +197,14 @@ def test_b2_barrier_replay_separates_the_barrier_from_the_order():
     assert replay["longest_first_exact"] == pytest.approx(5.0 / (2 * 3.0))
     assert replay["generation_sizes"] == [3]
     assert b2.barrier_replay([[]], 2) is None
+
+
+def test_b2_a_barrier_released_by_a_result_just_before_its_process_ends_counts_as_barrier():
+    # slot 0 idles from 5 to 9; slot 1's trial reports at ~8.99 and its process ends at 9.01, after
+    # slot 0's next trial started at 9.0: the wait was the barrier's, not NNI's dispatch
+    rows = [{"start": s, "end": e, "evaluator_seconds": e - s, "overhead": 0.0}
+            for s, e in [(0, 5), (0.1, 9.01), (9.0, 12), (9.05, 12)]]
+    b2.assign_slots(rows, 2)
+    summary = b2.breakdown(rows, 2)
+    assert summary["barrier_wait"]["seconds"] == pytest.approx(4.0)
+    assert summary["dispatch"]["seconds"] == pytest.approx(0.04)
