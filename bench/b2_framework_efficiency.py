@@ -113,7 +113,7 @@ def run_experiment(config_path: Path, *, progress: bool, timeout: float, manager
     port = free_port()
     with stopwatch() as wall:
         exp = nni_experiment.start(config_path, port=port, host="127.0.0.1", manager_poll=manager_poll,
-                                   prestart_workers=prestart)
+                                   prestart_workers=prestart, say=print)
         try:
             outcome = nni_experiment.wait(exp, poll=1.0, progress=progress, timeout=timeout)
             jobs = rest.get(port, "trial-jobs") or []

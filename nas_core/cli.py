@@ -119,10 +119,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     port = _free_port(args.port)
     host = None if args.host == "all" else "127.0.0.1"
     nni_experiment.quiet_nni_logging()
-    exp = nni_experiment.start(config.path, port=port, host=host, manager_poll=manager_poll)
+    workers: list[str] = []
+    exp = nni_experiment.start(config.path, port=port, host=host, manager_poll=manager_poll, say=workers.append)
     shown = "127.0.0.1" if host in (None, "0.0.0.0") else host
     print(f"experiment {exp.id}: web UI at http://{shown}:{port}  (listening on {host or 'all interfaces'})")
     print(f"  experiment directory: {nni_experiment.experiment_dir(exp)}")
+    for line in workers:
+        print(f"  {line}")
     try:
         outcome = nni_experiment.wait(exp, progress=not args.no_progress, timeout=args.timeout)
     except KeyboardInterrupt:

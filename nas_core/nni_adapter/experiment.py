@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,11 +104,13 @@ def quiet_nni_logging() -> None:
 
 
 def start(config_path: str | Path, *, port: int, host: str | None, experiment_id: str | None = None,
-          manager_poll: float | None = DEFAULT_MANAGER_POLL_S, prestart_workers: bool = True) -> Any:
+          manager_poll: float | None = DEFAULT_MANAGER_POLL_S, prestart_workers: bool = True,
+          say: Callable[[str], None] | None = None) -> Any:
     """Start the experiment described by ``config_path`` in the background; returns it.
 
     ``prestart_workers``: start the trials' resident workers while NNI boots
-    (:mod:`nas_core.nni_adapter.prewarm`), so that no trial waits for one.
+    (:mod:`nas_core.nni_adapter.prewarm`), so that no trial waits for one; ``say`` is given the
+    line that tells whether they were (it is logged at INFO level otherwise).
     """
     from nni.experiment import Experiment, ExperimentConfig
 
@@ -115,7 +118,7 @@ def start(config_path: str | Path, *, port: int, host: str | None, experiment_id
     config = ExperimentConfig.load(str(config_path))
     experiment = Experiment(config, id=experiment_id)
     if prestart_workers:
-        _log.info(prestart_trial_workers(config.canonical_copy(), experiment.id))
+        (say or _log.info)(prestart_trial_workers(config.canonical_copy(), experiment.id))
     experiment.start(port)
     return experiment
 
