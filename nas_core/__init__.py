@@ -39,6 +39,10 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))
+
+
 __all__ = [
     "Architecture", "CandidateFailed", "Dimension", "EVALUATORS", "Evaluator", "FINISHED",
     "InvalidArchitectureError", "InvalidSpaceError", "MetricObjective", "Metrics", "Objective",
