@@ -152,6 +152,7 @@ class BinaryWidthEvaluator(Evaluator):
         self.num_workers = num_workers
         self.threads = threads
         self.objective = BinaryFitness(lam)
+        self._supernet_memo: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ set-up
     def search_space(self) -> BinaryWidthSpace:
@@ -204,7 +205,10 @@ class BinaryWidthEvaluator(Evaluator):
                 make_loader(splits.val, max(bs, 256), shuffle=False, seed=self.seed, num_workers=self.num_workers))
 
     def supernet_state(self) -> dict[str, Any]:
-        """The trained uniformly-widest network (trained once, then read from the cache)."""
+        """The trained uniformly-widest network (trained once, then read from the cache; kept in
+        memory after the first read, since every candidate slices it)."""
+        if self._supernet_memo is not None:
+            return self._supernet_memo
         from dataclasses import replace
 
         from .supernet import cached_state
@@ -228,6 +232,7 @@ class BinaryWidthEvaluator(Evaluator):
             return model.state_dict(), metrics
 
         state, _ = cached_state(setting, train, self.cache_dir)
+        self._supernet_memo = state
         return state
 
     def _supernet_loss(self, model: Any, widest: Mapping[str, float]) -> tuple[Any, Any]:

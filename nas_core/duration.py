@@ -15,7 +15,9 @@ Durations come from the ``evaluator_seconds`` metric that both runners add to ev
 Each architecture counts once: a search that re-proposes its elites is told their stored result
 again and again, and counting every copy would tilt the model toward them. The model is JSON
 state (the regression's sufficient statistics and short digests of the architectures seen), so
-a resumed search orders exactly as before.
+a resumed search orders exactly as before. Its size grows with the square of the number of
+features (7 for the paper's VGG-small space); a space with hundreds of categorical choices
+would make the state large and each refit (once per generation, in pure Python) take seconds.
 """
 
 from __future__ import annotations

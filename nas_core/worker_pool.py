@@ -35,6 +35,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -93,8 +94,9 @@ def pool_dir(key: str) -> Path:
     return _private_dir(root / key)
 
 
-def idle_timeout() -> float:
-    text = os.environ.get(IDLE_TIMEOUT_ENV)
+def idle_timeout(env: Mapping[str, str] | None = None) -> float:
+    """The idle timeout the environment sets (``NAS_CORE_WORKER_IDLE_S``, default 120 s)."""
+    text = (os.environ if env is None else env).get(IDLE_TIMEOUT_ENV)
     if not text:
         return DEFAULT_IDLE_TIMEOUT_S
     try:
@@ -146,7 +148,7 @@ def _spawn_worker(directory: Path, slot: int, env: Mapping[str, str], cwd: str,
     sock_path = directory / f"slot-{slot}.sock"
     sock_path.unlink(missing_ok=True)  # left by a worker that died; we hold the slot, none is alive
     command = [executable or sys.executable, "-m", "nas_core.worker_server", "--socket", str(sock_path),
-               "--lock", str(directory / f"slot-{slot}.lock"), "--idle-timeout", str(idle_timeout())]
+               "--lock", str(directory / f"slot-{slot}.lock"), "--idle-timeout", str(idle_timeout(env))]
     if warm is not None:
         command += ["--warm", json.dumps(list(warm))]
     with open(directory / f"slot-{slot}.log", "ab") as log:
@@ -188,28 +190,40 @@ def prestart(argv: Sequence[str], *, env: Mapping[str, str], cwd: str, slots: in
         raise WorkerUnavailable("this platform has no Unix sockets or fcntl locks")
     directory = pool_dir(pool_key(argv, env, cwd, executable))
     started: list[tuple[int, int, subprocess.Popen[bytes]]] = []
+    listening: set[int] = set()
     try:
         for slot in range(min(slots, MAX_SLOTS)):
             fd = _try_lock_slot(directory, slot)
             if fd is None:
                 continue
-            existing = _connect(directory / f"slot-{slot}.sock")
-            if existing is not None:  # a live worker; the connection only checked that
-                existing.close()
+            try:
+                existing = _connect(directory / f"slot-{slot}.sock")
+                if existing is not None:  # a live worker; the connection only checked that
+                    existing.close()
+                    os.close(fd)
+                    continue
+                process = _spawn_worker(directory, slot, env, cwd, warm=argv, executable=executable)
+            except BaseException:
                 os.close(fd)
-                continue
-            started.append((slot, fd, _spawn_worker(directory, slot, env, cwd, warm=argv, executable=executable)))
+                raise
+            started.append((slot, fd, process))
         deadline = time.monotonic() + START_TIMEOUT_S
         for slot, _, process in started:
             sock_path = directory / f"slot-{slot}.sock"
             while not sock_path.exists():
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise WorkerUnavailable(f"the worker of slot {slot} did not start; see "
-                                            f"{directory / f'slot-{slot}.log'}")
+                                            f"{directory / f'slot-{slot}.log'}:\n{_tail(directory / f'slot-{slot}.log')}")
                 time.sleep(0.01)
+            listening.add(slot)
     finally:
-        for _, fd, _ in started:
+        for slot, fd, process in started:
+            if slot not in listening:  # never reachable: stop it before its slot is free to another
+                process.kill()
+                process.wait()
             os.close(fd)
+    for _, _, process in started:  # reap each worker when it exits (it outlives this call)
+        threading.Thread(target=process.wait, daemon=True, name=f"reap-worker-{process.pid}").start()
     return [slot for slot, _, _ in started]
 
 

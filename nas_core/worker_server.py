@@ -152,7 +152,7 @@ def import_nni_quietly() -> None:
 def _listen(socket_path: str) -> socket.socket:
     """Listen on ``socket_path``; the path appears only once connections are accepted."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    staging = f"{socket_path}.{os.getpid()}"
+    staging = os.path.join(os.path.dirname(socket_path), f"s{os.getpid()}")  # no longer than the final name
     with contextlib.suppress(FileNotFoundError):
         os.unlink(staging)
     old_umask = os.umask(0o177)
@@ -184,6 +184,7 @@ def serve(socket_path: str, lock_path: str, idle_timeout: float, warm: list[str]
     import fcntl
 
     listener = _listen(socket_path)
+    bound = os.stat(socket_path).st_ino
     evaluators: dict[Any, Evaluator] = {}
     print(f"worker {os.getpid()} serving {socket_path}", flush=True)
     import_nni_quietly()
@@ -199,7 +200,9 @@ def serve(socket_path: str, lock_path: str, idle_timeout: float, warm: list[str]
                 os.close(fd)
                 continue  # a client holds the slot and is about to connect
             listener.close()
-            os.unlink(socket_path)
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(socket_path).st_ino == bound:  # not a newer worker's socket
+                    os.unlink(socket_path)
             print(f"worker {os.getpid()} idle for {idle_timeout:.0f} s: exiting", flush=True)
             return 0
         conn, _ = listener.accept()

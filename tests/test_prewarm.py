@@ -52,6 +52,22 @@ def test_trials_that_will_not_use_a_worker_or_cannot_be_predicted_get_none(env, 
     assert predict_trial_launch(config(**changes), "exp1", env) is None
 
 
+def test_trial_fields_written_under_the_training_service_are_read_there(env):
+    """A canonical NNI config keeps trialCommand & co. in the training service; top level may be None."""
+    service = SimpleNamespace(platform="local", trial_command=COMMAND, trial_code_directory="/svc",
+                              trial_gpu_number=None)
+    launch = predict_trial_launch(config(training_service=service, trial_command=None, trial_code_directory=None),
+                                  "exp1", env)
+    assert launch is not None and launch.cwd == "/svc" and launch.argv[:2] == ["--evaluator", "binary_width"]
+    service.trial_gpu_number = 1
+    assert predict_trial_launch(config(training_service=service), "exp1", env) is None
+
+
+def test_zero_gpus_predicts_the_empty_cuda_visible_devices_nni_sets(env):
+    launch = predict_trial_launch(config(trial_gpu_number=0), "exp1", env)
+    assert launch is not None and launch.env["CUDA_VISIBLE_DEVICES"] == ""
+
+
 def test_prestart_says_when_it_starts_nothing(env):
     message = prestart_trial_workers(config(trial_gpu_number=1), "exp1", env)
     assert message.startswith("trial workers: not started ahead")

@@ -236,3 +236,32 @@ def test_a_worker_writes_no_nni_log_into_the_code_folder_and_routes_each_trials_
     assert "toy says 1" in runs[0].stderr and "toy says 6" in runs[1].stderr
     assert "toy says 1" not in runs[1].stderr, "a trial's log records reached a later trial"
     assert not list(code.glob("*.log")), "NNI's trial logging was set up in the worker's folder"
+
+
+def test_a_worker_that_dies_on_start_up_is_named_and_its_slot_left_free(channel, pools_in, tmp_path):
+    argv, env = [*TRIAL[3:], *ARGS], shared_env(channel, pools_in)
+    with pytest.raises(worker_pool.WorkerUnavailable, match="did not start"):
+        worker_pool.prestart(argv, env=env, cwd=str(REPO), slots=1, executable="/bin/false")
+    pool = worker_pool.pools_root() / worker_pool.pool_key(argv, env, str(REPO), "/bin/false")
+    fd = worker_pool._try_lock_slot(pool, 0)
+    assert fd is not None, "prestart kept the slot locked"
+    os.close(fd)
+
+
+@pytest.mark.slow
+def test_an_idle_worker_leaves_a_newer_workers_socket_alone(channel, pools_in):
+    import socket
+
+    argv = [*TRIAL[3:], *ARGS]
+    env = {**shared_env(channel, pools_in), "NAS_CORE_WORKER_IDLE_S": "1"}
+    assert worker_pool.prestart(argv, env=env, cwd=str(REPO), slots=1) == [0]
+    pool = worker_pool.pools_root() / worker_pool.pool_key(argv, env, str(REPO))
+    pid = log_pid(wait_for_log(pool / "slot-0.log", "warmed up"))
+    newer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    newer.bind(str(pool / "newer.sock"))
+    os.replace(pool / "newer.sock", pool / "slot-0.sock")  # as a worker started after this one would
+    try:
+        assert exits_soon(pid, seconds=30), "the idle worker did not exit"
+        assert (pool / "slot-0.sock").exists(), "the idle worker removed a socket that was not its own"
+    finally:
+        newer.close()

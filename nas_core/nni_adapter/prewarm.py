@@ -43,16 +43,23 @@ def predict_trial_launch(config: Any, experiment_id: str, env: Mapping[str, str]
     they will not use resident workers or the launch cannot be predicted.
 
     Only a local experiment without GPUs whose trial command is plainly
-    ``PYTHON -m nas_core.trial ARGS`` (no shell expansions) qualifies.
+    ``PYTHON -m nas_core.trial ARGS`` (no shell expansions) qualifies. The trial fields are read
+    from the training service, where a canonical config holds them wherever they were written.
     """
     from ..trial import make_parser
 
     service = config.training_service
     if isinstance(service, list) or getattr(service, "platform", None) != "local":
         return None
-    if config.trial_gpu_number:
+
+    def field(name: str) -> Any:
+        value = getattr(service, name, None)
+        return getattr(config, name, None) if value is None else value
+
+    gpus = field("trial_gpu_number")
+    if gpus:
         return None  # trials given GPUs run in their own process (nas_core.trial)
-    command = str(config.trial_command)
+    command = str(field("trial_command") or "")
     if any(char in command for char in "$`\\"):
         return None
     try:
@@ -72,8 +79,10 @@ def predict_trial_launch(config: Any, experiment_id: str, env: Mapping[str, str]
         return None
     if args.worker != "auto" or args.arch is not None:
         return None
-    code_dir = str(config.trial_code_directory)
+    code_dir = str(field("trial_code_directory"))
     trial_env = {**env, "NNI_PLATFORM": "local", "NNI_EXP_ID": experiment_id, "NNI_CODE_DIR": code_dir}
+    if gpus == 0:
+        trial_env["CUDA_VISIBLE_DEVICES"] = ""  # what NNI sets for trialGpuNumber: 0
     return TrialLaunch(executable=executable, argv=argv, cwd=code_dir, env=trial_env)
 
 
@@ -90,4 +99,6 @@ def prestart_trial_workers(config: Any, experiment_id: str, env: Mapping[str, st
                          executable=launch.executable)
     except (WorkerUnavailable, OSError) as err:
         return f"trial workers: not started ahead ({err})"
+    except Exception as err:  # noqa: BLE001 - an optimisation must never stop the experiment's start
+        return f"trial workers: not started ahead (unexpected {type(err).__name__}: {err})"
     return f"trial workers: started {len(slots)} ahead of the first trials"
