@@ -81,16 +81,11 @@ def run_trial(evaluator: Evaluator, params: Mapping[str, Any], *, intermediate: 
     def reporter(step: int, metrics: Mapping[str, float]) -> None:
         intermediate({"default": _default_value(evaluator, metrics), **dict(metrics)})
 
+    stage = "preparing the evaluator: "
     try:
         evaluator.prepare()  # the data, a supernet: once per process, not this candidate's compute
-    except Exception as err:
-        traceback.print_exc()
-        final({"default": 0.0, "status": "failed", "reason": f"preparing the evaluator: {type(err).__name__}: {err}",
-               **echo})
-        print(f"error: preparing the evaluator failed: {err}", file=sys.stderr)
-        return 1
-    started = time.perf_counter()
-    try:
+        stage = ""
+        started = time.perf_counter()
         metrics = check_metrics(evaluator.evaluate(arch, reporter))
         fitness = float(evaluator.objective.fitness(metrics))
         metrics["evaluator_seconds"] = time.perf_counter() - started
@@ -98,10 +93,10 @@ def run_trial(evaluator: Evaluator, params: Mapping[str, Any], *, intermediate: 
         print(f"fitness {fitness:.4f} for {json.dumps(arch)}")
         return 0
     except CandidateFailed as err:
-        reason = str(err)
+        reason = f"{stage}{err}"
     except Exception as err:  # the candidate failed; the search goes on
         traceback.print_exc()
-        reason = f"{type(err).__name__}: {err}"
+        reason = f"{stage}{type(err).__name__}: {err}"
     final({"default": 0.0, "status": "failed", "reason": reason, **echo})
     print(f"candidate failed: {reason}", file=sys.stderr)
     return 1

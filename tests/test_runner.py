@@ -70,3 +70,12 @@ def test_evaluator_score_turns_exceptions_into_failures():
 
     result = evaluator_score(Broken())({"layer0": 0, "layer1": 0, "layer2": 0})
     assert result.status == "failed" and result.reason == "RuntimeError: CUDA out of memory"
+
+
+def test_evaluator_score_prepares_outside_the_timing_and_reports_a_failed_preparation():
+    arch = {"layer0": 0, "layer1": 1, "layer2": 0}
+    evaluator = ToyEvaluator(epochs=1, prepare_seconds=0.5)
+    result = evaluator_score(evaluator)(arch)
+    assert result.ok and evaluator.prepared == 1 and result.metrics["evaluator_seconds"] < 0.25
+    failed = evaluator_score(ToyEvaluator(prepare_error="no data"))(arch)
+    assert failed.status == "failed" and failed.reason == "RuntimeError: no data"

@@ -37,6 +37,20 @@ def test_unexpected_exception_is_a_failed_candidate():
     assert status == 1 and final[0]["reason"] == "MemoryError: too wide"
 
 
+def test_preparation_runs_before_the_timed_evaluation():
+    evaluator = ToyEvaluator(epochs=1, prepare_seconds=0.5)
+    status, _, final = run(evaluator, dict(ARCH))
+    assert status == 0 and evaluator.prepared == 1
+    assert final[0]["evaluator_seconds"] < 0.25, "loading the data was timed as the candidate's compute"
+
+
+def test_a_failed_preparation_is_a_failed_candidate_naming_the_stage():
+    status, _, final = run(ToyEvaluator(prepare_error="no data in /data"), dict(ARCH))
+    assert status == 1
+    assert final[0]["status"] == "failed"
+    assert final[0]["reason"] == "preparing the evaluator: RuntimeError: no data in /data"
+
+
 def test_invalid_parameters_are_rejected_naming_the_value():
     status, _, final = run(ToyEvaluator(), {**ARCH, "layer1": 9})
     assert status == 2 and "layer1=9" in final[0]["reason"]

@@ -22,18 +22,27 @@ class ToyEvaluator(Evaluator):
     name = "toy"
 
     def __init__(self, *, dims: int = 3, choices: int = 4, sleep: float = 0.0, epochs: int = 3,
-                 fail_when_sum: int | None = None, log_warning: str = "") -> None:
+                 fail_when_sum: int | None = None, log_warning: str = "", prepare_seconds: float = 0.0,
+                 prepare_error: str = "") -> None:
         if dims < 1:
             raise ValueError(f"dims must be >= 1, got {dims}")
         self.space = toy_space(dims, choices)
         self.sleep = sleep
         self.log_warning = log_warning
+        self.prepare_seconds, self.prepare_error, self.prepared = prepare_seconds, prepare_error, 0
         self.epochs = epochs
         self.fail_when_sum = fail_when_sum
         self.objective = MetricObjective("accuracy")
 
     def search_space(self) -> SearchSpace:
         return self.space
+
+    def prepare(self) -> None:
+        if self.prepare_error:
+            raise RuntimeError(self.prepare_error)
+        if not self.prepared:  # once-per-process work, as loading a data set
+            time.sleep(self.prepare_seconds)
+        self.prepared += 1
 
     def evaluate(self, arch: Architecture, reporter: Reporter = null_reporter) -> dict[str, float]:
         total = sum(int(v) for v in arch.values())
