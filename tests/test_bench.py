@@ -95,6 +95,7 @@ def test_b2_accounting_adds_up_to_the_slot_time():
     # [12, 20] started 2 s after [0, 10] ended; [1, 11] ended 1 s into that gap: 1 s barrier, 1 s dispatch
     assert summary["barrier_wait"]["seconds"] == pytest.approx(1.0)
     assert summary["dispatch"]["seconds"] == pytest.approx(1.5)
+    assert summary["per_trial"]["first_in_slot_overhead"] == [2.0, 2.0]
 
 
 def test_b3_smoke(tmp_path):

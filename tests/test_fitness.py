@@ -84,6 +84,11 @@ def test_supernet_is_cached_and_candidates_get_exactly_the_first_channels(tmp_pa
     again = BinaryWidthEvaluator(epochs=1, supernet=True, supernet_epochs=1, cache_dir=str(tmp_path)).supernet_state()
     assert len(calls) == 1 and len(list(tmp_path.glob("supernet-*.pt"))) == 1
     assert all(torch.equal(wide[k], again[k]) for k in wide)
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    evaluator.prepare()
+    assert evaluator.supernet_state() is wide and loads == [], "the supernet was read from disk again"
     from evaluators.backbones import slice_state_dict
 
     narrow_arch = {"conv1": 0.5, "conv2": 1, "conv3": 2, "conv4": 0.25, "conv5": 3, "conv6": 4}

@@ -49,3 +49,19 @@ def test_builtin_registries_list_names():
 def test_strategy_constructor_is_keyword_only():
     with pytest.raises(TypeError):
         BatchStrategy(toy_space())  # type: ignore[misc]
+
+
+def test_the_package_loads_its_public_names_on_first_use_only():
+    import subprocess
+    import sys
+
+    probe = ("import sys, nas_core.trial; "
+             "heavy = [m for m in ('nas_core.driver', 'nas_core.registry', 'torch', 'nni') if m in sys.modules]; "
+             "assert not heavy, heavy; "
+             "import nas_core; assert 'run_search' in dir(nas_core) and nas_core.WAIT is not None")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    import nas_core
+
+    with pytest.raises(AttributeError, match="no_such_name"):
+        nas_core.no_such_name  # noqa: B018
