@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .nni_names import TRIAL_MODULE, TUNER_CLASS
 from .registry import STRATEGIES, PluginArgumentError, RegistryError, build_plugin
 from .space import InvalidSpaceError, SearchSpace
 from .spec import SpecError, build_evaluator, load_mapping_file, parse_args_text
 
-TUNER_CLASS = "nas_core.nni_adapter.tuner.StrategyTuner"
-TRIAL_MODULE = "nas_core.trial"
 
 
 class ConfigError(ValueError):

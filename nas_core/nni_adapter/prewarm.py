@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-TRIAL_MODULE = "nas_core.trial"
+from ..nni_names import TRIAL_MODULE
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,7 @@ NNI keeps the list in ``registered_algorithms.yml`` in its config directory
 
 from __future__ import annotations
 
-from ..nni_names import BUILTIN_TUNERS
-
-TUNER_CLASS = "nas_core.nni_adapter.tuner.StrategyTuner"
+from ..nni_names import BUILTIN_TUNERS, TUNER_CLASS
 
 
 def register_all() -> list[str]:
