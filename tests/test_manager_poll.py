@@ -105,3 +105,25 @@ def test_command_line_interval_is_seconds_or_nni():
 def test_command_line_interval_that_is_neither_is_named(text, named):
     with pytest.raises(ValueError, match=named):
         parse_manager_poll(text)
+
+
+@pytest.mark.parametrize(("tuner", "kept"), [
+    ({"className": "nas_core.nni_adapter.tuner.StrategyTuner", "classArgs": {"strategy": "random"}}, True),
+    ({"className": "nas_core.nni_adapter.tuner:StrategyTuner", "classArgs": {"strategy": "random"}}, True),
+    ({"name": "NasEvolution"}, True),
+    ({"name": "TPE", "classArgs": {"optimize_mode": "maximize"}}, False),
+    ({"className": "my_tuners.Mine", "codeDirectory": "."}, False),
+])
+def test_only_our_tuner_gets_the_shorter_loop(make_toy_config, tuner, kept):
+    """NNI's dispatcher may hand a tuner a trial's end before its result; NNI's TPE then fails."""
+    from nni.experiment import ExperimentConfig
+
+    config = ExperimentConfig.load(str(make_toy_config(tuner=tuner)))
+    poll, note = nni_experiment.manager_poll_for(config, 0.02)
+    if kept:
+        assert (poll, note) == (0.02, None)
+    else:
+        assert poll is None and "NNI's own 0.5 s instead of 0.02 s" in note
+    assert nni_experiment.manager_poll_for(config, None) == (None, None)
+    with pytest.raises(ValueError, match="got 7"):
+        nni_experiment.manager_poll_for(config, 7)
