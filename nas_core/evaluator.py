@@ -9,12 +9,58 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol
 
 from .space import Architecture, SearchSpace
 
 Metrics = dict[str, float]
+Direction = Literal["maximize", "minimize"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric an evaluator reports, and which way is better.
+
+    Declared by the evaluator so that multi-objective strategies, reports and NNI's displayed
+    value never guess from a metric's name.
+    """
+
+    name: str
+    direction: Direction
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"metric name must be a non-empty string, got {self.name!r}")
+        if self.direction not in ("maximize", "minimize"):
+            raise ValueError(f"metric {self.name!r}: direction must be 'maximize' or 'minimize', got {self.direction!r}")
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether value ``a`` is strictly better than ``b`` for this metric."""
+        return a > b if self.direction == "maximize" else a < b
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "direction": self.direction, "description": self.description}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Metric:
+        return cls(str(data["name"]), data["direction"], str(data.get("description", "")))
+
+
+def check_metric_declaration(metrics: Sequence[Metric], pareto: Sequence[str] | None) -> None:
+    """Raise ``ValueError`` naming the problem if a declaration is inconsistent."""
+    names = [m.name for m in metrics]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"metric(s) declared twice: {', '.join(duplicates)}")
+    if pareto is not None:
+        if len(pareto) != 2 or pareto[0] == pareto[1]:
+            raise ValueError(f"pareto_metrics must name two different metrics, got {list(pareto)!r}")
+        for name in pareto:
+            if name not in names:
+                raise ValueError(f"pareto_metrics names {name!r}, which is not declared (declared: {', '.join(names) or 'none'})")
 
 
 class CandidateFailed(RuntimeError):
@@ -71,6 +117,11 @@ class Evaluator(ABC):
 
     name: ClassVar[str] = "evaluator"
     objective: Objective
+    metrics: Sequence[Metric] = ()
+    """Every metric ``evaluate`` returns, with its direction. The first is the primary one (the
+    value NNI shows per epoch). A class attribute usually; an instance may set its own."""
+    pareto_metrics: tuple[str, str] | None = None
+    """The two declared metrics whose trade-off a Pareto front shows (y first, then x), if any."""
 
     @abstractmethod
     def evaluate(self, arch: Architecture, reporter: Reporter = null_reporter) -> Metrics: ...
