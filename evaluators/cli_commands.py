@@ -6,10 +6,12 @@ import argparse
 import json
 from typing import Any
 
+from nas_core.errors import UserError
+
 DATASET_BACKBONE = {"digits": "vgg_small", "cifar10": "vgg_small", "imagenet": "resnet18"}
 
 
-class CommandError(ValueError):
+class CommandError(UserError, ValueError):
     """Bad command input; printed as one line by the CLI."""
 
 

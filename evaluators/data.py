@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from nas_core.errors import UserError
+
 __all__ = [
     "DATASETS",
     "DataError",
@@ -63,7 +65,7 @@ _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR_TEST = "test_batch"
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Missing or malformed dataset files (one-line message naming the path)."""
 
 

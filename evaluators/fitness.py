@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nas_core.evaluator import CandidateFailed, Evaluator, Metrics, Objective, Reporter, null_reporter
+from nas_core.evaluator import CandidateFailed, Evaluator, Metric, Metrics, Objective, Reporter, null_reporter
 from nas_core.space import Architecture
 
 from spaces.width import PAPER_RATIOS, BinaryWidthSpace
@@ -27,20 +27,6 @@ DATASET_SETTINGS: dict[str, dict[str, float | int]] = {
     "imagenet": {"width_scale": 1.0, "image_size": 224, "num_classes": 1000, "in_channels": 3},
 }
 """Per data set: the default width scale and input size, and the classes and input channels."""
-
-
-def report_setting(evaluator_args: Mapping[str, Any]) -> dict[str, Any]:
-    """What a search report needs to compute baselines, from this evaluator's arguments."""
-    dataset = evaluator_args.get("dataset", "digits")
-    defaults = DATASET_SETTINGS.get(dataset, {})
-    return {
-        "backbone": evaluator_args.get("backbone", "vgg_small"),
-        "width_scale": evaluator_args.get("width_scale") or defaults.get("width_scale"),
-        "image_size": evaluator_args.get("image_size") or defaults.get("image_size"),
-        "num_classes": defaults.get("num_classes"),
-        "in_channels": defaults.get("in_channels"),
-        "lam": evaluator_args.get("lam", 4.0),
-    }
 
 
 class BinaryFitness(Objective):
@@ -83,6 +69,16 @@ class BinaryWidthEvaluator(Evaluator):
     """Trains a binary network with the candidate's per-layer widths for a few epochs."""
 
     name = "binary_width"
+    metrics = (
+        Metric("accuracy", "maximize", "top-1 validation accuracy (%)"),
+        Metric("flops", "minimize", "multiply-accumulates for one image, binary ones counted ÷ 64"),
+        Metric("flops_norm", "minimize", "FLOPs relative to the binary Uniform-1× network"),
+        Metric("memory_bits", "minimize", "weights in bits: 32 per full-precision weight, 1 per binary weight"),
+        Metric("params", "minimize", "weights"),
+        Metric("loss", "minimize", "training loss of the last epoch"),
+        Metric("train_seconds", "minimize", "seconds spent training and validating"),
+    )
+    pareto_metrics = ("accuracy", "flops")
 
     def __init__(
         self,
@@ -157,6 +153,23 @@ class BinaryWidthEvaluator(Evaluator):
     # ------------------------------------------------------------------ set-up
     def search_space(self) -> BinaryWidthSpace:
         return self.space
+
+    def describe(self) -> dict[str, Any]:
+        """The base description plus ``setting``: the network the defaults resolved to, which the
+        paper's report (:mod:`evaluators.paper_report`) computes its baselines for."""
+        dataset = DATASET_SETTINGS[self.dataset]
+        return {**super().describe(), "setting": {
+            "backbone": self.backbone, "dataset": self.dataset, "width_scale": float(self.width_scale),
+            "image_size": int(self.image_size), "num_classes": int(dataset["num_classes"]),
+            "in_channels": int(dataset["in_channels"]),
+        }}
+
+    @classmethod
+    def report_sections(cls, results: Any, out_dir: Path) -> Any:
+        """The paper's Table 1, Auto-A/B, channels-per-layer figure and fitness (:mod:`.paper_report`)."""
+        from .paper_report import paper_sections
+
+        return paper_sections(results, out_dir)
 
     @functools.cached_property
     def _data(self) -> Any:

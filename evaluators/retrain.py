@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import ConcatDataset
 
+from nas_core.errors import UserError
 from nas_core.state_io import write_json_atomic
 
 from .training import TrainConfig, accuracy, make_optimizer, make_scheduler, pick_device, train_one_epoch
@@ -33,7 +34,7 @@ RETRAIN_DEFAULTS: dict[str, TrainConfig] = {
 }
 
 
-class RetrainError(ValueError):
+class RetrainError(UserError, ValueError):
     """Bad retraining input (architecture file, mismatched checkpoint); the message names it."""
 
 

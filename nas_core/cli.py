@@ -12,10 +12,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .errors import UserError
 from .registry import EVALUATORS, SPACES, STRATEGIES, PluginArgumentError, Registry, RegistryError
 
 
-class UsageError(ValueError):
+class UsageError(UserError, ValueError):
     """Bad command-line input; printed as one line, exit status 2."""
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 from .nni_names import TRIAL_MODULE, TUNER_CLASS
 from .registry import STRATEGIES, PluginArgumentError, RegistryError, build_plugin
 from .space import InvalidSpaceError, SearchSpace
@@ -25,7 +26,7 @@ from .spec import SpecError, build_evaluator, load_mapping_file, parse_args_text
 
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """The experiment config has a bad value; the message names it (one line)."""
 
 

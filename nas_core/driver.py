@@ -13,14 +13,20 @@
 
 Strategies see driver-owned candidate ids (consecutive integers), so dedup and history replay
 never hand a strategy an id twice.
+
+The driver also keeps the evaluator's description (:meth:`Evaluator.describe`) once the runner
+tells it (:meth:`SearchDriver.set_evaluator_description`): its declared metrics reach the
+strategy (:meth:`Strategy.declare_metrics`) and give :meth:`SearchDriver.pareto_front` its two
+metrics and their directions. Nothing here knows a metric by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .evaluator import Metric, check_metric_declaration
 from .space import Architecture
 from .strategy import FINISHED, WAIT, Ask, Strategy, StrategyError, TrialResult
 
@@ -85,6 +91,38 @@ class SearchDriver:
         self._next_candidate = 0
         self._strategy_finished = False
         self._resend: list[str] = []  # orphans to hand out again before asking the strategy
+        self._evaluator: dict[str, Any] | None = None  # the evaluator's describe(), once told
+        self.metrics: tuple[Metric, ...] = ()
+        """The evaluator's declared metrics (empty until its description is known)."""
+        self.pareto_metrics: tuple[str, str] | None = None
+
+    # -------------------------------------------------------------- evaluator
+    @property
+    def evaluator_description(self) -> dict[str, Any] | None:
+        """The evaluator's :meth:`~nas_core.evaluator.Evaluator.describe`, if the runner told it."""
+        return self._evaluator
+
+    def set_evaluator_description(self, description: Mapping[str, Any]) -> None:
+        """Record the evaluator's description and declare its metrics to the strategy.
+
+        Runners call it when they learn the description (before the first candidate in process,
+        with the first result under NNI); it is saved in :meth:`state_dict` and declared again on
+        :meth:`load_state_dict`. A malformed declaration raises :class:`StrategyError` naming it;
+        so does a strategy that was told to use a metric the evaluator does not declare.
+        """
+        try:
+            metrics = tuple(Metric.from_json(m) for m in description.get("metrics") or ())
+            pareto = description.get("pareto_metrics")
+            pareto_pair = None if pareto is None else (str(pareto[0]), str(pareto[1]))
+            if pareto is not None and len(pareto) != 2:
+                raise ValueError(f"pareto_metrics must name two metrics, got {list(pareto)!r}")
+            check_metric_declaration(metrics, pareto_pair)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            raise StrategyError(f"malformed evaluator description: {err}") from None
+        self._evaluator = dict(description)
+        self.metrics = metrics
+        self.pareto_metrics = pareto_pair
+        self.strategy.declare_metrics(metrics, pareto_pair)
 
     # ------------------------------------------------------------------ asking
     def ask(self, trial_id: TrialId) -> Ask:
@@ -161,8 +199,8 @@ class SearchDriver:
             return "trained"
         known = self._known.get(key)
         if known is not None:
-            if not known.result.ok and result.ok:
-                upgraded = Record(known.candidate_id, known.trial_id, canonical, key, result, known.source)
+            upgraded = Record(known.candidate_id, known.trial_id, canonical, key, result, known.source)
+            if counts_instead(upgraded, known):
                 self._known[key] = upgraded
                 self.records.append(upgraded)
                 return "upgraded"
@@ -185,7 +223,7 @@ class SearchDriver:
     ) -> None:
         record = Record(candidate, trial_id, arch, key, result, source)
         self.records.append(record)
-        if source != "reused":
+        if counts_instead(record, self._known.get(key)):
             self._known[key] = record
         self.strategy.tell(candidate, arch, result)
 
@@ -221,8 +259,10 @@ class SearchDriver:
         """The ``n`` best distinct architectures by fitness; failures are never included."""
         return best_records(self._known.values(), n)
 
-    def pareto_front(self, maximize: str = "accuracy", minimize: str = "flops") -> list[Record]:
-        return pareto_front(self._known.values(), maximize=maximize, minimize=minimize)
+    def pareto_front(self, metrics: Sequence[Metric] | None = None) -> list[Record]:
+        """Non-dominated distinct architectures over ``metrics`` (default: the evaluator's declared
+        Pareto pair); raises ``ValueError`` when none is given or declared."""
+        return pareto_front(self._known.values(), metrics or declared_pareto(self.metrics, self.pareto_metrics))
 
     # ------------------------------------------------------------------- state
     def forget_trial_ids(self) -> None:
@@ -250,6 +290,7 @@ class SearchDriver:
     def state_dict(self) -> dict[str, Any]:
         return {
             "version": 1,
+            "evaluator": self._evaluator,
             "strategy": self.strategy.state_dict(),
             "next_candidate": self._next_candidate,
             "strategy_finished": self._strategy_finished,
@@ -269,7 +310,7 @@ class SearchDriver:
         self._next_candidate = int(state["next_candidate"])
         self._strategy_finished = bool(state["strategy_finished"])
         self.records = [Record.from_json(r) for r in state["records"]]
-        self._known = {key: self.records[int(i)] for key, i in state["known"].items()}
+        self._known = counted_records(self.records)
         self._in_flight = {}
         self._by_trial = {}
         self._resend = list(state.get("resend", []))
@@ -278,11 +319,36 @@ class SearchDriver:
             self._in_flight[entry["key"]] = flight
             if flight.trial_id is not None:
                 self._by_trial[flight.trial_id] = entry["key"]
+        if state.get("evaluator") is not None:
+            self.set_evaluator_description(state["evaluator"])
 
 
 def _record_positions(records: list[Record], known: Mapping[str, Record]) -> dict[str, int]:
     position = {id(record): i for i, record in enumerate(records)}
     return {key: position[id(record)] for key, record in known.items()}
+
+
+def counts_instead(record: Record, current: Record | None) -> bool:
+    """Whether ``record`` becomes the result that counts for its architecture, ``current`` being
+    the one that counts so far (None: none yet).
+
+    The one rule for "which record counts", used by the driver as results arrive and by
+    :mod:`nas_core.results` over a saved history: a reused result never counts (it repeats
+    another record); the first trained or replayed result counts, and later only a success
+    replaces a failure.
+    """
+    if record.source == "reused":
+        return False
+    return current is None or (not current.result.ok and record.result.ok)
+
+
+def counted_records(records: Iterable[Record]) -> dict[str, Record]:
+    """Architecture key -> the record that counts for it (:func:`counts_instead`), in history order."""
+    counted: dict[str, Record] = {}
+    for record in records:
+        if counts_instead(record, counted.get(record.key)):
+            counted[record.key] = record
+    return counted
 
 
 def best_records(records: Iterable[Record], n: int = 1) -> list[Record]:
@@ -292,17 +358,48 @@ def best_records(records: Iterable[Record], n: int = 1) -> list[Record]:
     return ok[:n]
 
 
-def dominates(a: Record, b: Record, maximize: str, minimize: str) -> bool:
-    ya, xa = a.result.metrics[maximize], a.result.metrics[minimize]
-    yb, xb = b.result.metrics[maximize], b.result.metrics[minimize]
-    return ya >= yb and xa <= xb and (ya > yb or xa < xb)
+def declared_pareto(metrics: Sequence[Metric], pareto_metrics: Sequence[str] | None) -> tuple[Metric, Metric]:
+    """The two declared :class:`Metric` objects a Pareto front uses (y first, then x).
+
+    Raises ``ValueError`` when no pair is declared or it names an undeclared metric.
+    """
+    if pareto_metrics is None:
+        raise ValueError("no Pareto metrics: the evaluator declares no pareto_metrics (or its description is "
+                         "unknown); pass the two metrics explicitly")
+    by_name = {m.name: m for m in metrics}
+    missing = [name for name in pareto_metrics if name not in by_name]
+    if missing:
+        raise ValueError(f"pareto_metrics names {missing[0]!r}, which is not declared "
+                         f"(declared: {', '.join(by_name) or 'none'})")
+    first, second = pareto_metrics
+    return by_name[first], by_name[second]
 
 
-def pareto_front(records: Iterable[Record], *, maximize: str = "accuracy", minimize: str = "flops") -> list[Record]:
-    """Non-dominated successful records (higher ``maximize``, lower ``minimize``), by ``minimize``."""
-    usable = [
-        r for r in records if r.result.ok and maximize in r.result.metrics and minimize in r.result.metrics
-    ]
-    front = [r for r in usable if not any(dominates(o, r, maximize, minimize) for o in usable)]
-    front.sort(key=lambda r: (r.result.metrics[minimize], -r.result.metrics[maximize]))
+def _better_or_equal(metric: Metric, a: float, b: float) -> bool:
+    return a >= b if metric.direction == "maximize" else a <= b
+
+
+def dominates(a: Record, b: Record, metrics: Sequence[Metric]) -> bool:
+    """``a`` is at least as good as ``b`` in every metric (by its direction) and better in one."""
+    va = [a.result.metrics[m.name] for m in metrics]
+    vb = [b.result.metrics[m.name] for m in metrics]
+    return (all(_better_or_equal(m, x, y) for m, x, y in zip(metrics, va, vb))
+            and any(m.better(x, y) for m, x, y in zip(metrics, va, vb)))
+
+
+def pareto_front(records: Iterable[Record], metrics: Sequence[Metric]) -> list[Record]:
+    """Non-dominated successful records over ``metrics`` (each by its direction).
+
+    Records lacking one of the metrics are left out. Sorted by the last metric's value, ascending
+    (the x axis of a front drawn as the first metric against the last), then the first metric's
+    better value first.
+    """
+    metrics = tuple(metrics)
+    if len(metrics) < 1:
+        raise ValueError("pareto_front needs at least one metric")
+    usable = [r for r in records if r.result.ok and all(m.name in r.result.metrics for m in metrics)]
+    front = [r for r in usable if not any(dominates(o, r, metrics) for o in usable)]
+    x, y = metrics[-1], metrics[0]
+    sign = -1.0 if y.direction == "maximize" else 1.0
+    front.sort(key=lambda r: (r.result.metrics[x.name], sign * r.result.metrics[y.name], r.candidate_id))
     return front

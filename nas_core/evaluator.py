@@ -7,13 +7,19 @@ re-scored with another objective (say, another λ) without training anything aga
 
 from __future__ import annotations
 
+import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from .space import Architecture, SearchSpace
+
+if TYPE_CHECKING:
+    from .report import ReportSection
+    from .results import SearchResults
 
 Metrics = dict[str, float]
 Direction = Literal["maximize", "minimize"]
@@ -95,7 +101,9 @@ class MetricObjective(Objective):
 
     name = "metric"
 
-    def __init__(self, metric: str = "accuracy") -> None:
+    def __init__(self, metric: str) -> None:
+        if not isinstance(metric, str) or not metric:
+            raise ValueError(f"metric must be a non-empty metric name, got {metric!r}")
         self.metric = metric
 
     def fitness(self, metrics: Mapping[str, float]) -> float:
@@ -123,8 +131,44 @@ class Evaluator(ABC):
     pareto_metrics: tuple[str, str] | None = None
     """The two declared metrics whose trade-off a Pareto front shows (y first, then x), if any."""
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Evaluator:
+        # Keep the constructor arguments as given, for describe(): a report made later reads the
+        # setting from them instead of guessing it.
+        instance = super().__new__(cls)
+        instance._given_arguments = {**({"*args": list(args)} if args else {}), **kwargs}
+        return instance
+
     @abstractmethod
     def evaluate(self, arch: Architecture, reporter: Reporter = null_reporter) -> Metrics: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What this evaluator is, as JSON saved with the search's results.
+
+        ``name``, ``class`` (its dotted path), ``args`` (the constructor arguments as given),
+        ``metrics`` (each :meth:`Metric.to_json`), ``pareto_metrics`` and ``objective``
+        (:meth:`Objective.describe`). Reports read the setting from here; a subclass may add
+        keys (say, the setting its defaults resolved to) but should keep these.
+        """
+        pareto = self.pareto_metrics
+        return {
+            "name": self.name,
+            "class": f"{type(self).__module__}:{type(self).__qualname__}",
+            "args": _plain_json(getattr(self, "_given_arguments", {})),
+            "metrics": [m.to_json() for m in self.metrics],
+            "pareto_metrics": list(pareto) if pareto is not None else None,
+            "objective": _plain_json(self.objective.describe()) if hasattr(self, "objective") else None,
+        }
+
+    @classmethod
+    def report_sections(cls, results: SearchResults, out_dir: Path) -> Sequence[ReportSection]:
+        """Sections this evaluator adds to a finished search's report (``nas_core.report``).
+
+        A class method: reports are written after the search, from its saved state, where this
+        evaluator may not be constructible (no data, no accelerator). ``results.evaluator`` is
+        the :meth:`describe` the search saved (None for a search saved without one); figures go
+        into ``out_dir``. The default adds nothing.
+        """
+        return ()
 
     def search_space(self) -> SearchSpace | None:
         """The space this evaluator's architectures come from, when it knows one."""
@@ -134,6 +178,11 @@ class Evaluator(ABC):
         """Once-per-process work that no single candidate should be charged for (loading the data,
         training a supernet). Called before the first evaluation, outside its timing, and by a
         resident worker before its first trial; must be cheap when repeated."""
+
+
+def _plain_json(value: Any) -> Any:
+    """``value`` as plain JSON (tuples as lists; anything else JSON lacks, such as a path, as text)."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def check_metrics(metrics: object) -> Metrics:

@@ -1,10 +1,16 @@
-"""Registries of named plugins (spaces, evaluators, strategies).
+"""Registries of named plugins (spaces, evaluators, strategies) and of the commands plugins add.
 
 A registry maps names to classes or factories. Built-in plugins register lazily as
 ``"package.module:Attr"`` strings, so listing names never imports torch. Any dotted path
 ``package.module:Attr`` also resolves without registration, so a user's own plugin works
 as it is. Third-party packages may register through the entry-point groups
-``nas_core.spaces``, ``nas_core.evaluators`` and ``nas_core.strategies``.
+``nas_core.spaces``, ``nas_core.evaluators``, ``nas_core.strategies`` and ``nas_core.commands``.
+
+:data:`COMMANDS` holds the command-line commands plugins contribute to ``python -m nas_core``:
+a plugin package registers, in its ``__init__``, a name and the dotted path of a function
+``add(subparsers, name)`` that adds that command's parser (with ``set_defaults(func=run)``,
+``run(args) -> int``). Errors a command raises for bad input should derive from
+:class:`nas_core.errors.UserError`: the CLI prints them as one line, exit status 2.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
+from .errors import UserError
 
-class RegistryError(ValueError):
+
+class RegistryError(UserError, ValueError):
     """Unknown or duplicate plugin name, or a dotted path that does not import."""
 
 
-class PluginArgumentError(ValueError):
+class PluginArgumentError(UserError, ValueError):
     """A plugin was given an unknown or invalid argument; the message names it."""
 
 
@@ -48,11 +56,13 @@ def import_dotted(path: str) -> Any:
 class Registry:
     """Named plugins of one kind."""
 
-    def __init__(self, kind: str, builtin_package: str | None = None) -> None:
+    def __init__(self, kind: str, builtin_package: str | tuple[str, ...] | None = None, *,
+                 entry_point_group: str | None = None) -> None:
         self.kind = kind
         self._entries: dict[str, Any] = {}
-        self._builtin_package = builtin_package
-        self._builtins_loaded = builtin_package is None
+        self._builtin_packages = (builtin_package,) if isinstance(builtin_package, str) else tuple(builtin_package or ())
+        self._builtins_loaded = not self._builtin_packages
+        self._entry_point_group = entry_point_group or f"nas_core.{builtin_package or kind}"
         self._entry_points_loaded = False
 
     def register(self, name: str, target: Any) -> Any:
@@ -70,10 +80,18 @@ class Registry:
     def _load(self) -> None:
         if not self._builtins_loaded:
             self._builtins_loaded = True
-            importlib.import_module(self._builtin_package)  # type: ignore[arg-type]
+            if len(self._builtin_packages) == 1:
+                importlib.import_module(self._builtin_packages[0])
+            else:  # a registry fed by several plugin packages works with any of them absent
+                for package in self._builtin_packages:
+                    try:
+                        importlib.import_module(package)
+                    except ModuleNotFoundError as err:
+                        if err.name != package:
+                            raise
         if not self._entry_points_loaded:
             self._entry_points_loaded = True
-            for entry in metadata.entry_points(group=f"nas_core.{self._builtin_package or self.kind}"):
+            for entry in metadata.entry_points(group=self._entry_point_group):
                 if entry.name not in self._entries:
                     self._entries[entry.name] = entry.value
 
@@ -153,3 +171,5 @@ def build_plugin(factory: Callable[..., Any], args: dict[str, Any], *, label: st
 SPACES = Registry("space", "spaces")
 EVALUATORS = Registry("evaluator", "evaluators")
 STRATEGIES = Registry("strategy", "strategies")
+COMMANDS = Registry("command", ("spaces", "evaluators", "strategies"), entry_point_group="nas_core.commands")
+"""Command-line commands contributed by plugins: name -> ``add(subparsers, name)`` (see above)."""

@@ -2,25 +2,30 @@
 
 Works on the state file the NNI tuner persists after every result
 (``<experiment dir>/checkpoint/nas_search_state.json``) and on the in-process runner's state,
-so reports never depend on NNI being up.
+so reports never depend on NNI being up. The evaluator's description saved with the search
+(``"evaluator"``, its :meth:`~nas_core.evaluator.Evaluator.describe`) says which metrics it
+declared; a state saved without one (older searches) still loads, with ``evaluator`` None.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .driver import Record, best_records, pareto_front
+from .driver import Record, best_records, counted_records, declared_pareto, pareto_front
+from .errors import UserError
+from .evaluator import Metric
 from .space import SearchSpace
 from .state_io import read_json, write_json_atomic
 
 STATE_NAMES = ("checkpoint/nas_search_state.json", "nas_search_state.json")
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError, ValueError):
     """No search results where they were looked for; the message names the path."""
 
 
@@ -29,23 +34,37 @@ class SearchResults:
     source: Path
     space: SearchSpace | None
     records: list[Record]
+    evaluator: dict[str, Any] | None = None
+    """The evaluator's saved description, or None for a search saved without one."""
 
     def evaluated(self) -> list[Record]:
         """One record per distinct architecture (the result that counts for it)."""
-        latest: dict[str, Record] = {}
-        for record in self.records:
-            if record.source == "reused":
-                continue
-            previous = latest.get(record.key)
-            if previous is None or (not previous.result.ok and record.result.ok):
-                latest[record.key] = record
-        return list(latest.values())
+        return list(counted_records(self.records).values())
 
     def best(self, n: int = 1) -> list[Record]:
         return best_records(self.evaluated(), n)
 
-    def pareto_front(self, maximize: str = "accuracy", minimize: str = "flops") -> list[Record]:
-        return pareto_front(self.evaluated(), maximize=maximize, minimize=minimize)
+    @property
+    def metrics(self) -> tuple[Metric, ...]:
+        """The evaluator's declared metrics (empty when its description was not saved)."""
+        if self.evaluator is None:
+            return ()
+        return tuple(Metric.from_json(m) for m in self.evaluator.get("metrics") or ())
+
+    @property
+    def pareto_metrics(self) -> tuple[Metric, Metric] | None:
+        """The declared Pareto pair as metrics with directions (y, x), or None if not declared."""
+        pair = None if self.evaluator is None else self.evaluator.get("pareto_metrics")
+        if not pair:
+            return None
+        return declared_pareto(self.metrics, pair)
+
+    def pareto_front(self, metrics: Sequence[Metric] | None = None) -> list[Record]:
+        """Non-dominated distinct architectures over ``metrics`` (default: the declared pair)."""
+        chosen = metrics or self.pareto_metrics
+        if chosen is None:
+            raise ValueError(f"{self.source}: no Pareto metrics declared by the search's evaluator; pass them")
+        return pareto_front(self.evaluated(), chosen)
 
 
 def find_state_file(location: str | Path) -> Path:
@@ -64,10 +83,13 @@ def load_results(location: str | Path) -> SearchResults:
         state = read_json(state_file)
         driver_state = state["driver"]
         records = [Record.from_json(r) for r in driver_state["records"]]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        results = SearchResults(state_file, None, records, state.get("evaluator") or driver_state.get("evaluator"))
+        _ = results.pareto_metrics  # a malformed saved declaration is told here, naming the file
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise ResultsError(f"{state_file}: not a readable search state ({err})") from None
-    space = SearchSpace.from_nni(state["space"]) if "space" in state else None
-    return SearchResults(state_file, space, records)
+    if "space" in state:
+        results.space = SearchSpace.from_nni(state["space"])
+    return results
 
 
 def write_best_json(results: SearchResults, path: Path) -> dict[str, Any] | None:

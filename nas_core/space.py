@@ -14,15 +14,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from .errors import UserError
+
 Choice: TypeAlias = str | int | float | bool
 Architecture: TypeAlias = dict[str, Choice]
 
 
-class InvalidArchitectureError(ValueError):
+class InvalidArchitectureError(UserError, ValueError):
     """An architecture does not belong to a search space; the message names the bad key/value."""
 
 
-class InvalidSpaceError(ValueError):
+class InvalidSpaceError(UserError, ValueError):
     """A search-space definition is malformed; the message names the bad dimension or value."""
 
 

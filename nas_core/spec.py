@@ -10,11 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 from .evaluator import Evaluator
 from .registry import EVALUATORS
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A plugin specification cannot be read; the message names the bad value."""
 
 

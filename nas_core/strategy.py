@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .space import Architecture, InvalidArchitectureError, SearchSpace
+
+if TYPE_CHECKING:
+    from .evaluator import Metric
 
 
 class StrategyError(RuntimeError):
@@ -127,6 +130,9 @@ class Strategy(ABC):
     """True if ``ask`` can answer :data:`WAIT` (e.g. generation barriers)."""
     reaches_optimum: ClassVar[bool] = True
     """False for strategies not meant to optimise (the conformance suite skips its quality check)."""
+    nni_tuner_name: ClassVar[str | None] = None
+    """The NNI builtin tuner name this strategy is registered under by ``python -m nas_core register``
+    (``tuner: {name: ...}`` in an NNI config), or None for none."""
 
     def __init__(self, *, space: SearchSpace, seed: int = 0) -> None:
         if not isinstance(space, SearchSpace):
@@ -150,6 +156,16 @@ class Strategy(ABC):
     def tell(self, trial_id: int, arch: Architecture, result: TrialResult) -> None:
         """Report an outcome; ``trial_id`` may be one this strategy never asked (history replay)."""
         self._tell(trial_id, self.space.validate(arch), result)
+
+    def declare_metrics(self, metrics: Sequence[Metric], pareto_metrics: tuple[str, str] | None) -> None:
+        """The evaluator's declared metrics (with directions) and its Pareto pair, once known.
+
+        Called by the driver when the search learns the evaluator's description (at the start of
+        an in-process search, with the first result under NNI, and again on resume), possibly
+        after some ``ask`` calls; a strategy that reads metrics other than the fitness takes its
+        defaults from here and raises :class:`StrategyError` naming a metric it was told to use
+        that is not declared. The default ignores it: most strategies use the fitness only.
+        """
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state, random generator included."""

@@ -244,6 +244,7 @@ class Evolution(GenerationalStrategy):
     """The paper's genetic algorithm: roulette selection, copy/crossover/mutation, elitism, barrier."""
 
     name = "evolution"
+    nni_tuner_name = "NasEvolution"
     supports_parallel = True
     may_wait = True
     reaches_optimum = True

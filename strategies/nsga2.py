@@ -1,8 +1,11 @@
 """NSGA-II (Deb et al. 2002, "A fast and elitist multiobjective genetic algorithm: NSGA-II").
 
-Two objectives read from each result's metrics: maximise ``objective_max`` (default "accuracy")
-and minimise ``objective_min`` (default "flops") -- the trade-off the paper folds into one
-fitness with λ, kept here as a Pareto front instead. The scalar fitness is not used.
+Two objectives read from each result's metrics: by default the evaluator's declared
+``pareto_metrics``, each in its declared direction (for the paper's evaluator accuracy and FLOPs,
+the trade-off the paper folds into one fitness with λ, kept here as a Pareto front instead); or
+``objective_max`` and ``objective_min`` given together, which must be declared metrics of those
+directions. Without either, the first generation barrier raises :class:`StrategyError` rather
+than breed blindly. The scalar fitness is not used.
 
 Generation 0 is K random architectures. After each generation, parents and children (plus any
 results told without being asked, see :class:`~strategies.evolution.GenerationalStrategy`) are
@@ -23,12 +26,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nas_core.evaluator import Metric
 from nas_core.space import Architecture, SearchSpace
 from nas_core.strategy import StrategyError, TrialResult
 
 from .evolution import Evaluated, GenerationalStrategy, check_mutation_rate, check_probability
 
 Point = tuple[float, ...]
+Objective = tuple[str, str]
+"""A metric name and its direction, "maximize" or "minimize"."""
 
 
 def _dominates(a: Point, b: Point) -> bool:
@@ -107,6 +113,7 @@ class NSGA2(GenerationalStrategy):
     """Multi-objective NSGA-II over two metrics (one maximised, one minimised), with a generation barrier."""
 
     name = "nsga2"
+    nni_tuner_name = "NasNSGA2"
     supports_parallel = True
     may_wait = True
     reaches_optimum = True
@@ -118,8 +125,8 @@ class NSGA2(GenerationalStrategy):
         seed: int = 0,
         population_size: int = 32,
         generations: int = 50,
-        objective_max: str = "accuracy",
-        objective_min: str = "flops",
+        objective_max: str | None = None,
+        objective_min: str | None = None,
         crossover_prob: float = 0.9,
         mutation_rate: float | None = None,
         ask_order: str = "longest_first",
@@ -127,24 +134,60 @@ class NSGA2(GenerationalStrategy):
         super().__init__(space=space, seed=seed, population_size=population_size, generations=generations,
                          ask_order=ask_order)
         for label, value in (("objective_max", objective_max), ("objective_min", objective_min)):
-            if not isinstance(value, str) or not value:
+            if value is not None and (not isinstance(value, str) or not value):
                 raise ValueError(f"{label} must be a non-empty metric name, got {value!r}")
-        if objective_max == objective_min:
+        if (objective_max is None) != (objective_min is None):
+            given = "objective_max" if objective_max is not None else "objective_min"
+            raise ValueError(f"{given} given alone: give objective_max and objective_min together, or neither "
+                             "for the evaluator's declared pareto_metrics")
+        if objective_max is not None and objective_max == objective_min:
             raise ValueError(f"objective_max and objective_min must differ, both are {objective_max!r}")
         self.objective_max = objective_max
         self.objective_min = objective_min
+        self.objectives: tuple[Objective, Objective] | None = None
+        """The two objectives in use, once known: the explicit ones, or the declared Pareto pair."""
+        if objective_max is not None and objective_min is not None:
+            self.objectives = ((objective_max, "maximize"), (objective_min, "minimize"))
         self.crossover_prob = check_probability("crossover_prob", crossover_prob)
         self.mutation_rate = check_mutation_rate(mutation_rate)
         self._parents: list[Evaluated] = []
 
+    def declare_metrics(self, metrics: Sequence[Metric], pareto_metrics: tuple[str, str] | None) -> None:
+        """Take the declared Pareto pair as objectives, or check the explicit ones against the declaration."""
+        declared = {m.name: m for m in metrics}
+        names = ", ".join(declared) or "none"
+        if self.objective_max is not None and self.objective_min is not None:
+            for label, name, direction in (("objective_max", self.objective_max, "maximize"),
+                                           ("objective_min", self.objective_min, "minimize")):
+                if name not in declared:
+                    raise StrategyError(f"nsga2: {label} {name!r} is not a metric the evaluator declares "
+                                        f"(declared: {names})")
+                if declared[name].direction != direction:
+                    raise StrategyError(f"nsga2: {label} {name!r} asks to {direction} it, but the evaluator declares "
+                                        f"it '{declared[name].direction}'")
+            return
+        if pareto_metrics is None:
+            raise StrategyError("nsga2: the evaluator declares no pareto_metrics; give objective_max and "
+                                f"objective_min (declared metrics: {names})")
+        first, second = (declared[name] for name in pareto_metrics)
+        self.objectives = ((first.name, first.direction), (second.name, second.direction))
+
+    def _require_objectives(self) -> tuple[Objective, Objective]:
+        if self.objectives is None:
+            raise StrategyError("nsga2: no objectives: the evaluator's metric declaration is unknown and "
+                                "objective_max/objective_min are not given")
+        return self.objectives
+
     def point(self, result: TrialResult) -> Point | None:
         """The result as a point to minimise, or None when it failed or lacks a metric."""
+        objectives = self._require_objectives()
         if not result.ok:
             return None
-        values = [result.metrics.get(self.objective_max), result.metrics.get(self.objective_min)]
+        values = [result.metrics.get(name) for name, _ in objectives]
         if any(v is None or not math.isfinite(v) for v in values):
             return None
-        return (-float(values[0]), float(values[1]))  # type: ignore[arg-type]
+        return tuple(-float(v) if direction == "maximize" else float(v)  # type: ignore[arg-type]
+                     for v, (_, direction) in zip(values, objectives))
 
     def front(self) -> list[tuple[Architecture, dict[str, float]]]:
         """Non-dominated architectures among the parents and this generation's results so far."""
@@ -155,12 +198,12 @@ class NSGA2(GenerationalStrategy):
         points = [self.point(r) for _, r in pool]
         ranks = non_dominated_sort(points)
         best = [
-            (dict(arch), dict(result.metrics))
+            (point, dict(arch), dict(result.metrics))
             for (arch, result), point, rank in zip(pool, points, ranks)
             if point is not None and rank == 0
         ]
-        best.sort(key=lambda item: (item[1][self.objective_min], -item[1][self.objective_max]))
-        return best
+        best.sort(key=lambda item: (item[0][1], item[0][0]))  # along the second objective, best first
+        return [(arch, metrics) for _, arch, metrics in best]
 
     def _distinct(self, evaluated: list[Evaluated]) -> list[Evaluated]:
         seen: set[str] = set()
@@ -178,7 +221,13 @@ class NSGA2(GenerationalStrategy):
 
     def _breed(self, evaluated: list[Evaluated]) -> list[Architecture]:
         pool = self._distinct(self._parents + evaluated)
-        survivors = select_survivors([self.point(r) for _, r in pool], self.population_size)
+        points = [self.point(r) for _, r in pool]
+        succeeded = [r for _, r in pool if r.ok]
+        if succeeded and all(p is None for p in points):
+            wanted = " and ".join(repr(name) for name, _ in self._require_objectives())
+            raise StrategyError(f"nsga2: no successful result has the objectives {wanted} (results have: "
+                                f"{', '.join(sorted(succeeded[0].metrics)) or 'no metrics'})")
+        survivors = select_survivors(points, self.population_size)
         self._parents = [pool[i] for i in survivors]
         ranks, crowding = rank_and_crowding([self.point(r) for _, r in self._parents])
         children = []

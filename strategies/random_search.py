@@ -46,6 +46,7 @@ class RandomSearch(Strategy):
     """
 
     name = "random"
+    nni_tuner_name = "NasRandom"
     supports_parallel = True
     may_wait = False
     reaches_optimum = False

@@ -32,6 +32,7 @@ class RegularizedEvolution(Strategy):
     """Aging evolution: tournament of ``sample_size`` from the population, mutate the winner, oldest dies."""
 
     name = "regularized_evolution"
+    nni_tuner_name = "NasRegularizedEvolution"
     supports_parallel = True
     may_wait = False
     reaches_optimum = True

@@ -5,7 +5,9 @@ from typing import Any
 import pytest
 
 from nas_core import FINISHED, WAIT, SearchDriver, Strategy, StrategyError, TrialResult
-from nas_core.driver import pareto_front
+from nas_core.driver import counted_records, pareto_front
+from nas_core.evaluator import Metric
+from nas_core.results import SearchResults
 from tests.toy_plugins import toy_space
 
 
@@ -174,8 +176,49 @@ def test_pareto_front_keeps_non_dominated_records():
     d = driver()
     for arch, acc, flops in ((A, 90, 10), (B, 95, 20), (C, 85, 30)):
         d.complete(arch, TrialResult.succeeded({"accuracy": acc, "flops": flops}, acc))
-    front = pareto_front(d.records)
+    front = pareto_front(d.records, (Metric("accuracy", "maximize"), Metric("flops", "minimize")))
     assert [r.arch for r in front] == [A, B]
+    # Directions come from the metrics: maximising both keeps only the ones best in either.
+    both_up = pareto_front(d.records, (Metric("accuracy", "maximize"), Metric("flops", "maximize")))
+    assert [r.arch for r in both_up] == [B, C]
+
+
+def test_pareto_front_of_the_driver_uses_the_declared_pair_and_refuses_without_one():
+    d = driver()
+    for arch, score, cost in ((A, 90, 10), (B, 95, 20), (C, 85, 30)):
+        d.complete(arch, TrialResult.succeeded({"score": score, "cost": cost}, score))
+    with pytest.raises(ValueError, match="no Pareto metrics"):
+        d.pareto_front()
+    d.set_evaluator_description({"name": "e", "pareto_metrics": ["score", "cost"],
+                                 "metrics": [{"name": "score", "direction": "maximize"},
+                                             {"name": "cost", "direction": "minimize"}]})
+    assert [r.arch for r in d.pareto_front()] == [A, B]
+    assert d.state_dict()["evaluator"]["pareto_metrics"] == ["score", "cost"]
+
+
+def test_malformed_evaluator_description_is_refused_naming_it():
+    with pytest.raises(StrategyError, match="pareto_metrics names 'cost', which is not declared"):
+        driver().set_evaluator_description({"metrics": [{"name": "score", "direction": "maximize"}],
+                                            "pareto_metrics": ["score", "cost"]})
+    with pytest.raises(StrategyError, match="direction"):
+        driver().set_evaluator_description({"metrics": [{"name": "score", "direction": "up"}]})
+
+
+def test_the_driver_and_saved_results_agree_on_which_record_counts():
+    """Reused results never count; the first result counts; later only a success replaces a failure."""
+    d = driver(A, A, B)
+    assert d.ask(1) == A
+    d.tell(1, TrialResult.failed("oom"))
+    assert d.ask(2) == B  # A again was answered from the store (reused)
+    d.tell(2, ok(2))
+    d.complete(A, ok(3))  # a late success upgrades A's failure
+    d.complete(B, ok(9))  # a second result for B does not count
+    counted = {r.key: r for r in d.evaluated()}
+    assert counted == counted_records(d.records)
+    saved = SearchResults(source=None, space=None, records=list(d.records))  # type: ignore[arg-type]
+    assert [(r.key, r.result) for r in saved.evaluated()] == [(r.key, r.result) for r in d.evaluated()]
+    assert sorted(r.result.fitness for r in d.evaluated()) == [2, 3]
+    assert any(r.source == "reused" for r in d.records)
 
 
 def test_sequential_strategy_gets_one_candidate_at_a_time():

@@ -8,9 +8,10 @@ import random
 
 import pytest
 
-from nas_core import FINISHED, WAIT, SearchSpace, Strategy, TrialResult, run_search
+from nas_core import FINISHED, WAIT, SearchSpace, Strategy, StrategyError, TrialResult, run_search
 from nas_core.registry import STRATEGIES
 from nas_core.space import Dimension
+from nas_core.evaluator import Metric
 from nas_core.testing import StrategyConformance, analytic_fitness, analytic_score, tiny_space, toy_space
 from strategies.evolution import Evolution, roulette_index
 from strategies.nsga2 import NSGA2, crowding_distance, non_dominated_sort, rank_and_crowding, select_survivors
@@ -335,8 +336,17 @@ def test_select_survivors_fills_by_front_then_crowding() -> None:
     assert select_survivors(POINTS, 7) == list(range(7))
 
 
+ACC_FLOPS = (Metric("accuracy", "maximize"), Metric("flops", "minimize"))
+
+
+def _declared_nsga2(**kwargs: object) -> NSGA2:
+    strategy = NSGA2(space=kwargs.pop("space", toy_space()), **kwargs)  # type: ignore[arg-type]
+    strategy.declare_metrics(ACC_FLOPS, ("accuracy", "flops"))
+    return strategy
+
+
 def test_nsga2_points_rank_failures_and_missing_metrics_last() -> None:
-    strategy = NSGA2(space=toy_space())
+    strategy = _declared_nsga2()
     assert strategy.point(TrialResult.succeeded({"accuracy": 0.9, "flops": 2.0}, 0.0)) == (-0.9, 2.0)
     assert strategy.point(TrialResult.succeeded({"accuracy": 0.9}, 0.9)) is None
     assert strategy.point(TrialResult.failed("x", {"accuracy": 0.9, "flops": 2.0})) is None
@@ -345,7 +355,7 @@ def test_nsga2_points_rank_failures_and_missing_metrics_last() -> None:
 def test_nsga2_barrier_and_generations() -> None:
     space = toy_space()
     score = analytic_score(space)
-    strategy = NSGA2(space=space, seed=0, population_size=4, generations=2)
+    strategy = _declared_nsga2(space=space, seed=0, population_size=4, generations=2)
     members = _ask_all(strategy, 0, 4)
     assert strategy.ask(4) is WAIT
     for i, arch in enumerate(members):
@@ -359,12 +369,12 @@ def test_nsga2_barrier_and_generations() -> None:
 
 def test_nsga2_front_is_mutually_non_dominated() -> None:
     space = toy_space()
-    strategy = NSGA2(space=space, seed=1, population_size=8, generations=20)
+    strategy = _declared_nsga2(space=space, seed=1, population_size=8, generations=20)
     driver = run_search(strategy, analytic_score(space), budget=120, progress=False)
     front = strategy.front()
     points = [(-m["accuracy"], m["flops"]) for _, m in front]
     assert front and non_dominated_sort(points) == [0] * len(points)
-    driver_points = [(-r.result.metrics["accuracy"], r.result.metrics["flops"]) for r in driver.pareto_front()]
+    driver_points = [(-r.result.metrics["accuracy"], r.result.metrics["flops"]) for r in driver.pareto_front(ACC_FLOPS)]
     assert driver_points and non_dominated_sort(driver_points) == [0] * len(driver_points)
 
 
@@ -379,6 +389,70 @@ def test_nsga2_rejects_bad_arguments_by_name(argument: str, value: object) -> No
     assert argument in str(info.value) and repr(value) in str(info.value)
     with pytest.raises(ValueError, match="must differ"):
         NSGA2(space=toy_space(), objective_max="flops", objective_min="flops")
+    with pytest.raises(ValueError, match="objective_min given alone"):
+        NSGA2(space=toy_space(), objective_min="flops")
+
+
+def _one_generation(strategy: NSGA2, score, size: int) -> None:  # type: ignore[no-untyped-def]
+    for i, arch in enumerate(_ask_all(strategy, 0, size)):
+        strategy.tell(i, arch, score(arch))
+
+
+def test_nsga2_takes_the_declared_pareto_pair_with_its_directions() -> None:
+    """Any two declared metrics, in their declared directions: here both maximised."""
+    strategy = NSGA2(space=toy_space(), population_size=4)
+    strategy.declare_metrics((Metric("score", "maximize"), Metric("speed", "maximize"), Metric("x", "minimize")),
+                             ("score", "speed"))
+    assert strategy.objectives == (("score", "maximize"), ("speed", "maximize"))
+    assert strategy.point(TrialResult.succeeded({"score": 2.0, "speed": 3.0}, 0.0)) == (-2.0, -3.0)
+
+
+def test_nsga2_explicit_objective_must_be_declared_and_in_its_direction() -> None:
+    strategy = NSGA2(space=toy_space(), objective_max="acc", objective_min="flops")
+    with pytest.raises(StrategyError, match="objective_max 'acc' is not a metric the evaluator declares"):
+        strategy.declare_metrics(ACC_FLOPS, ("accuracy", "flops"))
+    swapped = NSGA2(space=toy_space(), objective_max="flops", objective_min="accuracy")
+    with pytest.raises(StrategyError, match="objective_max 'flops' asks to maximize"):
+        swapped.declare_metrics(ACC_FLOPS, None)
+    explicit = NSGA2(space=toy_space(), objective_max="accuracy", objective_min="flops")
+    explicit.declare_metrics(ACC_FLOPS, None)  # explicit objectives need no declared pair
+    assert explicit.objectives == (("accuracy", "maximize"), ("flops", "minimize"))
+
+
+def test_nsga2_without_objectives_stops_at_its_first_barrier_never_random() -> None:
+    space = toy_space()
+    undeclared = NSGA2(space=space, population_size=4, generations=2)
+    _one_generation(undeclared, analytic_score(space), 4)
+    with pytest.raises(StrategyError, match="no objectives"):
+        undeclared.ask(4)
+    no_pair = NSGA2(space=space)
+    with pytest.raises(StrategyError, match="declares no pareto_metrics"):
+        no_pair.declare_metrics(ACC_FLOPS, None)
+
+
+def test_nsga2_refuses_results_that_lack_both_objectives() -> None:
+    space = toy_space()
+    strategy = NSGA2(space=space, population_size=4, generations=2)
+    strategy.declare_metrics((Metric("score", "maximize"), Metric("cost", "minimize")), ("score", "cost"))
+    _one_generation(strategy, analytic_score(space), 4)  # reports accuracy and flops instead
+    with pytest.raises(StrategyError, match="no successful result has the objectives 'score' and 'cost'"):
+        strategy.ask(4)
+
+
+def test_the_driver_declares_the_evaluator_metrics_to_nsga2_and_restores_them() -> None:
+    import json
+
+    from nas_core import SearchDriver
+
+    space = toy_space()
+    description = {"name": "toy", "metrics": [m.to_json() for m in ACC_FLOPS], "pareto_metrics": ["accuracy", "flops"]}
+    driver = SearchDriver(NSGA2(space=space, population_size=4, generations=3))
+    driver.set_evaluator_description(description)
+    assert driver.strategy.objectives == (("accuracy", "maximize"), ("flops", "minimize"))
+    restored = SearchDriver(NSGA2(space=space, population_size=4, generations=3))
+    restored.load_state_dict(json.loads(json.dumps(driver.state_dict())))
+    assert restored.strategy.objectives == (("accuracy", "maximize"), ("flops", "minimize"))
+    assert restored.evaluator_description == description
 
 
 def test_window_scaling_gives_roulette_selection_pressure():

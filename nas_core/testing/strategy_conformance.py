@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..driver import SearchDriver
+from ..evaluator import Metric
 from ..registry import STRATEGIES
 from ..runner import fill_in_flight, run_search
 from ..space import Architecture, Dimension, SearchSpace
@@ -104,6 +105,11 @@ def analytic_score(space: SearchSpace) -> Score:
     return score
 
 
+ANALYTIC_METRICS: tuple[Metric, ...] = (Metric("accuracy", "maximize"), Metric("flops", "minimize"))
+"""The metrics :func:`analytic_score` returns, declared to every strategy the suite builds (Pareto
+pair: both, in this order), as a runner declares an evaluator's."""
+
+
 def flaky_score(space: SearchSpace) -> Score:
     """Like :func:`analytic_score`, but crashes, NaN metrics, infinite fitness and missing metrics.
 
@@ -154,6 +160,7 @@ def build_strategy(path: str, args: Mapping[str, Any], space: SearchSpace, seed:
     strategy = STRATEGIES.build(path, dict(args), space=space, seed=seed)
     if not isinstance(strategy, Strategy):
         raise TypeError(f"{path!r} built a {type(strategy).__name__}, not a nas_core Strategy")
+    strategy.declare_metrics(ANALYTIC_METRICS, (ANALYTIC_METRICS[0].name, ANALYTIC_METRICS[1].name))
     return strategy
 
 
