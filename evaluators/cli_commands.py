@@ -1,9 +1,14 @@
-"""The reference plugins' commands for ``python -m nas_core``: ``cost`` and ``retrain``."""
+"""The paper plugins' commands for ``python -m nas_core``: ``cost``, ``retrain`` and ``paper-report``.
+
+Registered in :data:`nas_core.registry.COMMANDS` by ``evaluators/__init__.py``; each ``add_*``
+adds one sub-command. This module imports no torch: the commands import what they need when run.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from nas_core.errors import UserError
@@ -101,8 +106,70 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("cost", help="FLOPs and memory of one network (the paper's counting rule)")
+def cmd_paper_report(args: argparse.Namespace) -> int:
+    from nas_core.cli import default_output, experiment_location, print_best
+    from nas_core.report import write_report
+    from nas_core.results import load_results
+
+    location = experiment_location(args.location)
+    results = load_results(location)
+    results.evaluator = paper_description(results.evaluator, backbone=args.backbone, dataset=args.dataset,
+                                          width_scale=args.width_scale, image_size=args.image_size, lam=args.lam)
+    print_best(results, args.top)
+    written = write_report(results, Path(args.output) if args.output else default_output(location))
+    print(f"report: {', '.join(str(p) for p in written.values())}")
+    return 0
+
+
+def paper_description(saved: dict[str, Any] | None, *, backbone: str | None = None, dataset: str | None = None,
+                      width_scale: float | None = None, image_size: int | None = None,
+                      lam: float | None = None) -> dict[str, Any]:
+    """The search's saved ``binary_width`` description with the given values overriding its setting and λ;
+    for a search saved without a description (older versions), one made from them and the defaults."""
+    from nas_core.arguments import check_choice, check_number, check_positive
+
+    from .fitness import DATASET_SETTINGS, BinaryWidthEvaluator
+
+    if saved is not None and saved.get("name") != BinaryWidthEvaluator.name:
+        raise CommandError(f"paper-report: the search's evaluator is {saved.get('name')!r}, not "
+                           f"{BinaryWidthEvaluator.name!r}; use `report`")
+    description: dict[str, Any] = dict(saved) if saved is not None else {
+        "name": BinaryWidthEvaluator.name,
+        "class": f"{BinaryWidthEvaluator.__module__}:{BinaryWidthEvaluator.__qualname__}",
+        "args": {},
+        "metrics": [m.to_json() for m in BinaryWidthEvaluator.metrics],
+        "pareto_metrics": list(BinaryWidthEvaluator.pareto_metrics or ()),
+        "objective": {"name": "binary_fitness"},
+    }
+    previous = dict(description.get("setting") or {})
+    try:
+        if dataset is not None:
+            check_choice("--dataset", dataset, sorted(DATASET_SETTINGS))
+            previous = {k: v for k, v in previous.items() if k == "backbone"}  # the rest follows the data set
+        chosen = dataset or previous.get("dataset") or "digits"
+        defaults = DATASET_SETTINGS[chosen]
+        setting = {
+            "backbone": backbone or previous.get("backbone") or DATASET_BACKBONE[chosen],
+            "dataset": chosen,
+            "width_scale": check_positive("--width-scale", width_scale) if width_scale is not None
+            else previous.get("width_scale", defaults["width_scale"]),
+            "image_size": int(check_positive("--image-size", image_size)) if image_size is not None
+            else previous.get("image_size", defaults["image_size"]),
+            "num_classes": previous.get("num_classes", defaults["num_classes"]),
+            "in_channels": previous.get("in_channels", defaults["in_channels"]),
+        }
+        if lam is not None:
+            check_number("--lam", lam, minimum=0.0)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    description["setting"] = setting
+    if lam is not None:
+        description["objective"] = {**(description.get("objective") or {}), "lam": float(lam)}
+    return description
+
+
+def add_cost(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(name, help="FLOPs and memory of one network (the paper's counting rule)")
     p.add_argument("backbone", help="vgg_small, resnet18 or resnet18_cifar")
     p.add_argument("--ratios", help="comma-separated ratio per searchable layer, or one for all (default: all 1)")
     p.add_argument("--full-precision", action="store_true", help="count every layer as full precision")
@@ -112,7 +179,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_cost)
 
-    p = sub.add_parser("retrain", help="train an architecture on the full training set with the paper's schedule")
+
+def add_retrain(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(name, help="train an architecture on the full training set with the paper's schedule")
     p.add_argument("arch", help="architecture JSON (layer -> ratio), or a search's best.json")
     p.add_argument("--dataset", default="digits", choices=sorted(DATASET_BACKBONE), help="default digits")
     p.add_argument("--data-dir", help="data directory (cifar10, imagenet)")
@@ -130,3 +199,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--output", help="folder for checkpoint.pt and metrics.json (resumes if it holds a checkpoint)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_retrain)
+
+
+def add_paper_report(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(name, help="the report (`report`) of a binary_width search with its network setting or λ given "
+                                  "explicitly, e.g. for a search saved without an evaluator description")
+    p.add_argument("location", help="NNI experiment id, experiment directory, or a search state file")
+    p.add_argument("--output", help="folder to write (default <experiment dir>/nas_results)")
+    p.add_argument("--top", type=int, default=3, help="how many best architectures to print")
+    p.add_argument("--backbone", help="backbone of the search (default: as saved, else the data set's)")
+    p.add_argument("--dataset", help="digits, cifar10 or imagenet: classes, input channels and default sizes "
+                                     "(default: as saved, else digits)")
+    p.add_argument("--width-scale", type=float, help="width scale of the search (default: as saved, else the data set's)")
+    p.add_argument("--image-size", type=int, help="input side (default: as saved, else the data set's)")
+    p.add_argument("--lam", type=float, help="λ of the fitness, for the report's text (default: as saved)")
+    p.set_defaults(func=cmd_paper_report)

@@ -1,6 +1,8 @@
 """``python -m nas_core`` (also ``nas-core``): search, list plugins, inspect results.
 
-Bad input stops with one line naming the value and exit status 2, never a traceback.
+Plugins add their own commands through :data:`nas_core.registry.COMMANDS`. Bad input (any
+:class:`~nas_core.errors.UserError`, the core's or a plugin's) stops with one line naming the
+value and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,31 +13,19 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
-from .registry import EVALUATORS, SPACES, STRATEGIES, PluginArgumentError, Registry, RegistryError
+from .registry import COMMANDS, EVALUATORS, SPACES, STRATEGIES, Registry, RegistryError
+
+
+if TYPE_CHECKING:
+    from .config import SearchConfig
+    from .results import SearchResults
 
 
 class UsageError(UserError, ValueError):
     """Bad command-line input; printed as one line, exit status 2."""
-
-
-USER_ERRORS: tuple[type[BaseException], ...] = (UsageError, RegistryError, PluginArgumentError)
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from .config import ConfigError
-    from .results import ResultsError
-    from .space import InvalidArchitectureError, InvalidSpaceError
-    from .spec import SpecError
-
-    extra: list[type[BaseException]] = [ConfigError, ResultsError, SpecError, InvalidSpaceError, InvalidArchitectureError]
-    # Plugin errors, only where a command loaded their module: never import torch here.
-    for module, name in (("evaluators.data", "DataError"), ("evaluators.cli_commands", "CommandError"),
-                         ("evaluators.retrain", "RetrainError")):
-        if module in sys.modules:
-            extra.append(getattr(sys.modules[module], name))
-    return (*USER_ERRORS, *extra)
 
 
 # ------------------------------------------------------------------- listing
@@ -110,7 +100,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .config import load_search_config
     from .nni_adapter import experiment as nni_experiment
     from .nni_adapter.tuner import state_path_of
-    from .results import ResultsError, format_record, load_results
+    from .results import ResultsError, load_results
 
     if args.host not in ("127.0.0.1", "localhost", "all"):
         raise UsageError(f"--host {args.host!r}: use 127.0.0.1 (the default) or 'all'; NNI's own launcher "
@@ -151,13 +141,28 @@ def cmd_search(args: argparse.Namespace) -> int:
     except ResultsError as err:
         print(f"no search results: {err}", file=sys.stderr)
         return 1
-    _print_best(results, args.top, format_record)
+    if results.evaluator is None and config.evaluator is not None:
+        results.evaluator = _configured_description(config)
+    print_best(results, args.top)
     out_dir = Path(args.output) if args.output else outcome.experiment_dir / "nas_results"
-    _write_results(results, out_dir, _report_setting(config.evaluator, config.evaluator_args))
+    write_results(results, out_dir)
     return 0 if outcome.status == "DONE" else 1
 
 
-def _print_best(results, top: int, format_record) -> None:  # type: ignore[no-untyped-def]
+def _configured_description(config: SearchConfig) -> dict[str, Any] | None:
+    """The description of the evaluator the config names, for a search state saved without one."""
+    from .spec import build_evaluator
+
+    try:
+        return build_evaluator(str(config.evaluator), config.evaluator_args).describe()
+    except (UserError, ValueError):
+        return None
+
+
+def print_best(results: SearchResults, top: int) -> None:
+    """How many architectures were evaluated, and the ``top`` best with their metrics."""
+    from .results import format_record
+
     best = results.best(top)
     failed = sum(1 for r in results.evaluated() if not r.result.ok)
     print(f"{len(results.evaluated())} architectures evaluated ({failed} failed); best {len(best)}:")
@@ -165,25 +170,17 @@ def _print_best(results, top: int, format_record) -> None:  # type: ignore[no-un
         print(f"  {rank}. {format_record(record)}")
 
 
-def _write_results(results, out_dir: Path, setting: dict | None = None) -> None:  # type: ignore[no-untyped-def]
+def write_results(results: SearchResults, out_dir: Path) -> None:
+    """Write the report (:func:`nas_core.report.write_report`) and say where."""
     from .report import write_report
 
-    written = write_report(results, out_dir, **(setting or {}))
+    written = write_report(results, out_dir)
     print(f"report: {', '.join(str(p) for p in written.values())}")
     print(f"  (search state: {results.source})")
 
 
-def _report_setting(evaluator: str | None, evaluator_args: dict) -> dict:
-    """What the report needs to compute baselines; known for the paper evaluator only."""
-    if evaluator != "binary_width":
-        return {}
-    from evaluators.fitness import report_setting  # torch-free module
-
-    return report_setting(evaluator_args)
-
-
-def _experiment_dir(location: str) -> Path:
-    """An experiment directory given as a path, or as an NNI experiment id."""
+def experiment_location(location: str) -> Path:
+    """An experiment directory or state file given as a path, or an NNI experiment id's directory."""
     path = Path(location)
     if path.exists():
         return path
@@ -200,7 +197,7 @@ def _experiment_dir(location: str) -> Path:
 
 def cmd_register(args: argparse.Namespace) -> int:
     from .nni_adapter import registration
-    from .nni_names import BUILTIN_TUNERS
+    from .nni_names import builtin_tuners
 
     if args.unregister:
         removed = registration.unregister_all()
@@ -209,22 +206,25 @@ def cmd_register(args: argparse.Namespace) -> int:
         return 0
     names = registration.register_all()
     if not args.quiet:
+        strategies = builtin_tuners()
         print("registered as NNI tuners (see `nnictl algo list`):")
         for name in names:
-            print(f"  {name:<26} strategy {BUILTIN_TUNERS[name]}")
+            print(f"  {name:<26} strategy {strategies[name]}")
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from .results import format_record, load_results
+def default_output(location: Path) -> Path:
+    """Where a report goes unless told: ``nas_results`` in the experiment directory."""
+    return location / "nas_results" if location.is_dir() else location.parent / "nas_results"
 
-    location = _experiment_dir(args.location)
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .results import load_results
+
+    location = experiment_location(args.location)
     results = load_results(location)
-    _print_best(results, args.top, format_record)
-    setting = {k: v for k, v in (("backbone", args.backbone), ("width_scale", args.width_scale),
-                                 ("image_size", args.image_size), ("lam", args.lam)) if v is not None}
-    default_out = location / "nas_results" if location.is_dir() else location.parent / "nas_results"
-    _write_results(results, Path(args.output) if args.output else default_out, setting)
+    print_best(results, args.top)
+    write_results(results, Path(args.output) if args.output else default_output(location))
     return 0
 
 
@@ -272,27 +272,30 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_register)
 
-    p = sub.add_parser("report", help="write best.json, trials.csv, pareto.png, channels.png and report.md of a search")
+    p = sub.add_parser("report", help="write best.json, trials.csv, pareto.png, report.md (and the evaluator's own "
+                                      "sections and figures) of a search")
     p.add_argument("location", help="NNI experiment id, experiment directory, or a search state file")
     p.add_argument("--output", help="folder to write (default <experiment dir>/nas_results)")
     p.add_argument("--top", type=int, default=3, help="how many best architectures to print")
-    p.add_argument("--backbone", help="backbone for the baselines (default: inferred from the layer names)")
-    p.add_argument("--width-scale", type=float, help="width scale of the search (default: inferred)")
-    p.add_argument("--image-size", type=int, help="input side (default: inferred)")
-    p.add_argument("--lam", type=float, help="λ of the fitness, for the report's text (default: inferred)")
     p.set_defaults(func=cmd_report)
 
-    _add_plugin_commands(sub)
+    _add_plugin_commands(sub, {name for name in sub.choices})
     return parser
 
 
-def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Commands contributed by the reference plugins (cost, retrain), when installed."""
-    try:
-        from evaluators import cli_commands
-    except ImportError:
-        return
-    cli_commands.add_commands(sub)
+def _add_plugin_commands(sub: argparse._SubParsersAction, core: set[str]) -> None:  # type: ignore[type-arg]
+    """Commands plugins registered in :data:`~nas_core.registry.COMMANDS`; one that cannot be
+    loaded is left out with a one-line warning, so a broken plugin never breaks the core's."""
+    for name in COMMANDS.names():
+        if name in core:
+            print(f"warning: plugin command {name!r} left out: a core command has that name", file=sys.stderr)
+            continue
+        try:
+            add = COMMANDS.resolve(name)
+        except RegistryError as err:
+            print(f"warning: plugin command {name!r} left out: {err}", file=sys.stderr)
+            continue
+        add(sub, name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -300,9 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except Exception as err:
-        if not isinstance(err, _user_errors()):  # known only after the command imported its plugins
-            raise
+    except UserError as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
 

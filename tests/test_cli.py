@@ -15,7 +15,7 @@ def run_cli(*argv):
 
 def test_help_on_every_command():
     for command in ([], ["search"], ["validate"], ["strategies"], ["spaces"], ["evaluators"], ["space-json"],
-                    ["report"], ["register"], ["cost"], ["retrain"]):
+                    ["report"], ["register"], ["cost"], ["retrain"], ["paper-report"]):
         out = run_cli(*command, "--help")
         assert out.returncode == 0 and "usage:" in out.stdout
 
@@ -87,6 +87,59 @@ def test_report_command_writes_the_files(tmp_path, capsys):
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"best.json", "trials.csv", "report.md"}
     assert main(["report", "no-such-experiment"]) == 2
     assert "neither a folder nor a known NNI experiment id" in capsys.readouterr().err
+
+
+def add_greet(sub, name):  # type: ignore[no-untyped-def]
+    """A plugin command for the test below: fails with a plugin's own UserError for a bad name."""
+    from nas_core.errors import UserError
+
+    class GreetError(UserError):
+        pass
+
+    def run(args):  # type: ignore[no-untyped-def]
+        if not args.who.isalpha():
+            raise GreetError(f"--who {args.who!r}: letters only,\n  please")
+        print(f"hello {args.who}")
+        return 0
+
+    p = sub.add_parser(name, help="say hello")
+    p.add_argument("--who", default="world")
+    p.set_defaults(func=run)
+
+
+def test_plugin_commands_come_from_the_registry_and_their_user_errors_are_one_line(capsys):
+    from nas_core.registry import COMMANDS
+
+    COMMANDS.register("greet", "tests.test_cli:add_greet")
+    try:
+        assert main(["greet", "--who", "ada"]) == 0
+        assert capsys.readouterr().out == "hello ada\n"
+        assert main(["greet", "--who", "4da"]) == 2
+        assert capsys.readouterr().err == "error: --who '4da': letters only, please\n"
+    finally:
+        COMMANDS.unregister("greet")
+    assert {"cost", "retrain", "paper-report"} <= set(COMMANDS.names())
+
+
+def test_a_plugin_command_that_cannot_load_is_left_out_with_a_warning(capsys):
+    from nas_core.registry import COMMANDS
+
+    COMMANDS.register("broken", "no_such_plugin.commands:add")
+    try:
+        assert main(["strategies", "--json"]) == 0
+        assert "warning: plugin command 'broken' left out" in capsys.readouterr().err
+    finally:
+        COMMANDS.unregister("broken")
+
+
+def test_nni_tuner_names_come_from_the_strategy_classes():
+    from nas_core.nni_names import builtin_tuners
+    from nas_core.registry import STRATEGIES
+
+    tuners = builtin_tuners()
+    assert {"NasEvolution": "evolution", "NasRandom": "random", "NasRegularizedEvolution": "regularized_evolution",
+            "NasNSGA2": "nsga2"}.items() <= tuners.items()
+    assert all(STRATEGIES.resolve(strategy).nni_tuner_name == name for name, strategy in tuners.items())
 
 
 def test_register_and_unregister_tuner_names(tmp_path, monkeypatch):
