@@ -41,8 +41,8 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 from bench.common import (RESULTS, WORK, MemoScorer, ResultCache, format_table, header, mean_std, progress_bar, pyplot,
                           save_figure, write_csv, write_json)
+from evaluators.paper_report import NetworkSetting, format_count, table_unit
 from nas_core import EVALUATORS, STRATEGIES, Record, run_search
-from nas_core.report import NetworkSetting, format_count, table_unit
 
 STEM = "b5_paper_claim"
 DIGITS_CLASSES, DIGITS_CHANNELS = 10, 1
@@ -225,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     strategy = STRATEGIES.build("evolution", {"population_size": args.population, "generations": 100_000},
                                 space=space, seed=args.search_seed)
     driver = run_search(strategy, memo, budget=args.budget, progress=not args.no_progress)
+    driver.set_evaluator_description(evaluator.describe())  # its Pareto pair for driver.pareto_front()
     setting = NetworkSetting("vgg_small", evaluator.width_scale, evaluator.image_size, DIGITS_CLASSES, DIGITS_CHANNELS)
     u1, u4 = setting.cost(setting.uniform(1.0)).flops, setting.cost(setting.uniform(4.0)).flops
     chosen = choose(driver, u1, u4)

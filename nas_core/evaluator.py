@@ -1,6 +1,6 @@
 """Evaluators score one candidate; objectives turn raw metrics into a fitness.
 
-The two are separate on purpose: an evaluator returns raw metrics (accuracy, FLOPs, memory...),
+The two are separate on purpose: an evaluator returns raw metrics (a score, a cost, a size...),
 and an :class:`Objective` computes the scalar the search maximises. Stored results can then be
 re-scored with another objective (say, another λ) without training anything again.
 """

@@ -20,7 +20,7 @@ def _seconds(arch: dict) -> float:
 
 
 def _result(arch: dict, fitness: float = 1.0) -> TrialResult:
-    return TrialResult.succeeded({"accuracy": 90.0, "evaluator_seconds": _seconds(arch)}, fitness)
+    return TrialResult.succeeded({"accuracy": 90.0, "flops": 1.0, "evaluator_seconds": _seconds(arch)}, fitness)
 
 
 def _observed(space, rng: random.Random, n: int) -> DurationModel:
@@ -118,7 +118,8 @@ def test_a_state_of_the_earlier_per_value_model_restores_an_empty_model() -> Non
 
 @pytest.mark.parametrize("make", [
     lambda space: Evolution(space=space, seed=0, population_size=8, generations=3),
-    lambda space: NSGA2(space=space, seed=0, population_size=8, generations=3),
+    lambda space: NSGA2(space=space, seed=0, population_size=8, generations=3, objective_max="accuracy",
+                        objective_min="flops"),
 ], ids=["evolution", "nsga2"])
 def test_later_generations_are_asked_longest_first(make) -> None:
     space = toy_space()
@@ -139,7 +140,7 @@ def test_later_generations_are_asked_longest_first(make) -> None:
     # Only the order changes: the same members as a strategy that learned no durations.
     plain = make(space)
     for i, arch in enumerate([plain.ask(i) for i in range(8)]):
-        plain.tell(i, arch, TrialResult.succeeded({"accuracy": 90.0}, float(i)))
+        plain.tell(i, arch, TrialResult.succeeded({"accuracy": 90.0, "flops": 1.0}, float(i)))
     unordered = [plain.ask(8 + i) for i in range(8)]
     assert sorted(map(space.key, second)) == sorted(map(space.key, unordered))
 

@@ -225,3 +225,16 @@ def test_all_failed_search_writes_a_report_without_best(tmp_path):
     rows = table_rows(md)
     assert rows["Uniform-1×"][3] == "—" and "Best fitness" not in rows
     assert "best.json not written" in md and "2 failed" in md
+
+
+def test_the_paper_evaluator_describes_its_metrics_setting_and_lambda():
+    from evaluators.fitness import BinaryWidthEvaluator
+
+    description = BinaryWidthEvaluator(dataset="digits", lam=2.0, epochs=1).describe()
+    assert description["args"] == {"dataset": "digits", "lam": 2.0, "epochs": 1}  # as given, defaults not filled
+    assert description["pareto_metrics"] == ["accuracy", "flops"]
+    directions = {m["name"]: m["direction"] for m in description["metrics"]}
+    assert description["metrics"][0]["name"] == "accuracy" and directions["accuracy"] == "maximize"
+    assert directions["flops"] == directions["flops_norm"] == directions["memory_bits"] == "minimize"
+    assert description["objective"] == {"name": "binary_fitness", "lam": 2.0}
+    assert description["setting"] == {"backbone": "vgg_small", "dataset": "digits", **DIGITS}
