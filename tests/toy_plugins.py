@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nas_core import FINISHED, WAIT, CandidateFailed, Evaluator, MetricObjective, SearchSpace, Strategy, TrialResult
-from nas_core.evaluator import Reporter, null_reporter
+from nas_core.evaluator import Metric, Reporter, null_reporter
 from nas_core.space import Architecture, Dimension
 
 
@@ -20,6 +20,8 @@ class ToyEvaluator(Evaluator):
     """Score = sum of choices (higher is better); flops grow with the choices too."""
 
     name = "toy"
+    metrics = (Metric("accuracy", "maximize"), Metric("flops", "minimize"))
+    pareto_metrics = ("accuracy", "flops")
 
     def __init__(self, *, dims: int = 3, choices: int = 4, sleep: float = 0.0, epochs: int = 3,
                  fail_when_sum: int | None = None, log_warning: str = "", prepare_seconds: float = 0.0,
