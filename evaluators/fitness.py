@@ -14,12 +14,16 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas_core.evaluator import CandidateFailed, Evaluator, Metric, Metrics, Objective, Reporter, null_reporter
 from nas_core.space import Architecture
 
 from spaces.width import PAPER_RATIOS, BinaryWidthSpace
+
+if TYPE_CHECKING:
+    from nas_core.report import ReportSection
+    from nas_core.results import SearchResults
 
 DATASET_SETTINGS: dict[str, dict[str, float | int]] = {
     "digits": {"width_scale": 0.125, "image_size": 8, "num_classes": 10, "in_channels": 1},
@@ -165,7 +169,7 @@ class BinaryWidthEvaluator(Evaluator):
         }}
 
     @classmethod
-    def report_sections(cls, results: Any, out_dir: Path) -> Any:
+    def report_sections(cls, results: SearchResults, out_dir: Path) -> list[ReportSection]:
         """The paper's Table 1, Auto-A/B, channels-per-layer figure and fitness (:mod:`.paper_report`)."""
         from .paper_report import paper_sections
 
