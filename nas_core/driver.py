@@ -12,7 +12,8 @@
   the strategy's own state, so a runner can persist it after every result.
 
 Strategies see driver-owned candidate ids (consecutive integers), so dedup and history replay
-never hand a strategy an id twice.
+never hand a strategy an id twice. A strategy that lets its batches be reordered gets the
+``batch_order`` policy (:mod:`nas_core.scheduling`; longest predicted evaluation first by default).
 
 The driver also keeps the evaluator's description (:meth:`Evaluator.describe`) once the runner
 tells it (:meth:`SearchDriver.set_evaluator_description`): its declared metrics reach the
@@ -26,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from . import scheduling
 from .evaluator import Metric, check_metric_declaration
 from .space import Architecture
 from .strategy import FINISHED, WAIT, Ask, Strategy, StrategyError, TrialResult
@@ -78,7 +80,8 @@ class _InFlight:
 class SearchDriver:
     """Dedup, failure handling and history around one strategy. Not thread-safe: lock outside."""
 
-    def __init__(self, strategy: Strategy, *, max_consecutive_duplicates: int = 10_000) -> None:
+    def __init__(self, strategy: Strategy, *, max_consecutive_duplicates: int = 10_000,
+                 batch_order: str = "longest_first") -> None:
         if max_consecutive_duplicates < 1:
             raise ValueError(f"max_consecutive_duplicates must be >= 1, got {max_consecutive_duplicates!r}")
         self.strategy = strategy
@@ -95,6 +98,7 @@ class SearchDriver:
         self.metrics: tuple[Metric, ...] = ()
         """The evaluator's declared metrics (empty until its description is known)."""
         self.pareto_metrics: tuple[str, str] | None = None
+        self.scheduler = scheduling.attach(self, batch_order)
 
     # -------------------------------------------------------------- evaluator
     @property

@@ -55,19 +55,21 @@ def run_search(
     state_file: str | Path | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    batch_order: str = "longest_first",
 ) -> SearchDriver:
     """Run until ``budget`` candidates were trained or the strategy finishes.
 
     ``concurrency`` > 1 keeps that many candidates asked before the oldest is scored, as
     parallel trials would (scoring itself stays sequential and deterministic). ``stop_after``
     stops after that many results in this call, as a crash would (for resume tests).
+    ``batch_order`` is the driver's (:mod:`nas_core.scheduling`): ``"none"`` keeps the strategy's order.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget must be a positive integer, got {budget!r}")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
     scorer: Score = evaluator_score(score) if isinstance(score, Evaluator) else score
-    driver = SearchDriver(strategy)
+    driver = SearchDriver(strategy, batch_order=batch_order)
     queue: deque[tuple[int, Architecture]] = deque()
     next_trial = 0
     if state_file is not None and Path(state_file).exists():

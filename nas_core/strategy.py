@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from .arguments import check_int
 from .space import Architecture, InvalidArchitectureError, SearchSpace
 
 if TYPE_CHECKING:
@@ -137,10 +138,8 @@ class Strategy(ABC):
     def __init__(self, *, space: SearchSpace, seed: int = 0) -> None:
         if not isinstance(space, SearchSpace):
             raise ValueError(f"space must be a SearchSpace, got {type(space).__name__}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
         self.space = space
-        self.seed = seed
+        self.seed = check_int("seed", seed)
         self.rng = random.Random(seed)
 
     # ------------------------------------------------------------------ public

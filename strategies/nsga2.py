@@ -8,7 +8,7 @@ directions. Without either, the first generation barrier raises :class:`Strategy
 than breed blindly. The scalar fitness is not used.
 
 Generation 0 is K random architectures. After each generation, parents and children (plus any
-results told without being asked, see :class:`~strategies.evolution.GenerationalStrategy`) are
+results told without being asked, see :class:`~strategies.generational.GenerationalStrategy`) are
 merged, duplicates dropped, and the next K parents chosen by fast non-dominated sort, the last
 front that fits partly being filled by crowding distance. K children are then bred: two binary
 tournaments on (rank, crowding distance), two-point crossover with ``crossover_prob`` (else a
@@ -26,11 +26,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nas_core.arguments import check_probability
 from nas_core.evaluator import Metric
 from nas_core.space import Architecture, SearchSpace
 from nas_core.strategy import StrategyError, TrialResult
 
-from .evolution import Evaluated, GenerationalStrategy, check_mutation_rate, check_probability
+from .generational import Evaluated, GenerationalStrategy, check_mutation_rate
 
 Point = tuple[float, ...]
 Objective = tuple[str, str]
@@ -129,10 +130,8 @@ class NSGA2(GenerationalStrategy):
         objective_min: str | None = None,
         crossover_prob: float = 0.9,
         mutation_rate: float | None = None,
-        ask_order: str = "longest_first",
     ) -> None:
-        super().__init__(space=space, seed=seed, population_size=population_size, generations=generations,
-                         ask_order=ask_order)
+        super().__init__(space=space, seed=seed, population_size=population_size, generations=generations)
         for label, value in (("objective_max", objective_max), ("objective_min", objective_min)):
             if value is not None and (not isinstance(value, str) or not value):
                 raise ValueError(f"{label} must be a non-empty metric name, got {value!r}")

@@ -21,10 +21,11 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from nas_core.arguments import check_int, check_optional_int
 from nas_core.space import Architecture, SearchSpace
 from nas_core.strategy import FINISHED, Ask, Strategy, StrategyError, TrialResult
 
-from .evolution import check_int, check_mutation_rate, usable_fitness
+from .generational import check_mutation_rate, usable_fitness
 from .random_search import architecture_index
 
 
@@ -48,13 +49,13 @@ class RegularizedEvolution(Strategy):
         mutation_rate: float | None = None,
     ) -> None:
         super().__init__(space=space, seed=seed)
-        self.population_size = check_int("population_size", population_size, 1)
-        self.sample_size = check_int("sample_size", sample_size, 1)
+        self.population_size = check_int("population_size", population_size, minimum=1)
+        self.sample_size = check_int("sample_size", sample_size, minimum=1)
         if self.sample_size > self.population_size:
             raise ValueError(
                 f"sample_size must not exceed population_size ({self.population_size}), got {sample_size!r}"
             )
-        self.max_candidates = None if max_candidates is None else check_int("max_candidates", max_candidates, 1)
+        self.max_candidates = check_optional_int("max_candidates", max_candidates, minimum=1)
         self.mutation_rate = check_mutation_rate(mutation_rate)
         self._size = space.size
         self._population: deque[tuple[Architecture, float]] = deque()

@@ -38,6 +38,7 @@ from nni.tuner import Tuner
 
 from ..driver import SearchDriver
 from ..registry import STRATEGIES, PluginArgumentError, check_arguments
+from ..scheduling import BATCH_ORDERS
 from ..space import InvalidArchitectureError, SearchSpace
 from ..state_io import read_json, write_json_atomic
 from ..strategy import FINISHED, WAIT, Strategy, TrialResult
@@ -82,6 +83,7 @@ class StrategyTuner(Tuner):
         state_file: str | None = None,
         missing_result_timeout: float = 30.0,
         prefetch: int = 1,
+        batch_order: str = "longest_first",
     ) -> None:
         super().__init__()
         # Errors here stop the tuner process before any trial: NNI shows the experiment as ERROR.
@@ -91,6 +93,9 @@ class StrategyTuner(Tuner):
             raise TunerConfigError(f"seed={seed!r} must be an integer")
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
             raise TunerConfigError(f"prefetch={prefetch!r} must be a whole number >= 0 (candidates queued ahead)")
+        if batch_order not in BATCH_ORDERS:
+            raise TunerConfigError(f"batch_order={batch_order!r} must be one of {', '.join(BATCH_ORDERS)}")
+        self._batch_order = batch_order
         self._strategy_cls = STRATEGIES.resolve(strategy)
         try:
             check_arguments(self._strategy_cls, strategy_args or {}, label=f"strategy {strategy!r}",
@@ -154,7 +159,7 @@ class StrategyTuner(Tuner):
                     if SearchSpace.from_nni(search_space) != self._driver.space:
                         _logger.warning("search space changed while running; keeping the original one")
                     return
-                self._driver = SearchDriver(self._build_strategy(search_space))
+                self._driver = SearchDriver(self._build_strategy(search_space), batch_order=self._batch_order)
                 if self._loaded_state is not None:
                     self._epoch = int(self._loaded_state.get("epoch", 1)) + 1
                     self._driver.load_state_dict(self._loaded_state["driver"])

@@ -1,0 +1,108 @@
+"""A strategy's own time per candidate: ask + tell through the in-process driver, scoring excluded.
+
+Issue 14's target is at most 2 ms per ask+tell at 1,000 candidates for every strategy of ours.
+:func:`measure` runs one search in process with an instant scorer on a space shaped like
+NAS-Bench-201 (6 dimensions x 5 categorical choices), as the in-process runner does (the driver
+with its default batch ordering), and reports two figures per candidate trained:
+
+* ``strategy_ms``: time inside the strategy's ``ask`` and ``tell`` (plus the batch-ordering
+  policy the driver attaches, which runs inside ``ask`` when a generation is formed);
+* ``loop_ms``: the whole ask/tell loop (driver dedup and history included), scoring excluded.
+
+Results carry a made-up ``evaluator_seconds`` so that longest-first ordering has something to
+learn. Run ``python bench/strategy_overhead.py [--n 1000] [strategy ...]``; benchmark B6 imports
+:func:`measure`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nas_core.driver import SearchDriver
+from nas_core.registry import STRATEGIES
+from nas_core.space import Architecture, Dimension, SearchSpace
+from nas_core.strategy import FINISHED, WAIT, TrialResult
+from nas_core.testing import analytic_fitness
+
+OPERATIONS = ("none", "skip_connect", "conv_1x1", "conv_3x3", "avg_pool_3x3")
+STRATEGY_NAMES = ("random", "evolution", "regularized_evolution", "nsga2")
+
+
+def cell_space() -> SearchSpace:
+    """6 edges x 5 operations (15,625 architectures), the shape of NAS-Bench-201's cell."""
+    return SearchSpace([Dimension(f"edge{i}", OPERATIONS) for i in range(6)])
+
+
+def instant_score(space: SearchSpace, arch: Architecture) -> TrialResult:
+    """An analytic fitness, a cost metric and a duration that grows with each choice's position."""
+    indices = space.encode(arch)
+    fitness = analytic_fitness(space, arch)
+    cost = float(sum(indices))
+    return TrialResult.succeeded({"accuracy": fitness, "flops": cost, "evaluator_seconds": 1.0 + 0.1 * cost},
+                                 fitness)
+
+
+class _Timed:
+    """Accumulates the seconds spent in one bound method."""
+
+    def __init__(self, method: Any) -> None:
+        self.method = method
+        self.seconds = 0.0
+
+    def __call__(self, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return self.method(*args)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def measure(strategy_name: str, n: int = 1000, *, strategy_args: Mapping[str, Any] | None = None,
+            seed: int = 0, space: SearchSpace | None = None) -> dict[str, Any]:
+    """Search until ``n`` candidates were scored (or the strategy finished); milliseconds per candidate."""
+    space = space or cell_space()
+    strategy = STRATEGIES.build(strategy_name, dict(strategy_args or {}), space=space, seed=seed)
+    driver = SearchDriver(strategy)
+    ask, tell = _Timed(strategy.ask), _Timed(strategy.tell)
+    strategy.ask, strategy.tell = ask, tell  # type: ignore[method-assign]
+    scored = 0
+    scoring = 0.0
+    started = time.perf_counter()
+    while scored < n:
+        answer = driver.ask(scored)
+        if answer is FINISHED or answer is WAIT:
+            break  # concurrency 1: WAIT with nothing in flight cannot happen for a conforming strategy
+        before = time.perf_counter()
+        result = instant_score(space, answer)  # type: ignore[arg-type]
+        scoring += time.perf_counter() - before
+        driver.tell(scored, result)
+        scored += 1
+    loop = time.perf_counter() - started - scoring
+    per = 1000.0 / max(scored, 1)
+    return {"strategy": strategy_name, "candidates": scored, "asks": len(driver.records),
+            "strategy_ms": (ask.seconds + tell.seconds) * per, "loop_ms": loop * per}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("strategies", nargs="*", default=list(STRATEGY_NAMES))
+    parser.add_argument("--n", type=int, default=1000, help="candidates scored per strategy (default 1000)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(f"{'strategy':<24}{'candidates':>11}{'asks':>7}{'strategy ms':>13}{'loop ms':>10}")
+    for name in args.strategies:
+        row = measure(name, args.n, seed=args.seed)
+        print(f"{name:<24}{row['candidates']:>11}{row['asks']:>7}{row['strategy_ms']:>13.3f}{row['loop_ms']:>10.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
