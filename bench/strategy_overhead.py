@@ -10,7 +10,8 @@ with its default batch ordering), and reports two figures per candidate trained:
 * ``loop_ms``: the whole ask/tell loop (driver dedup and history included), scoring excluded.
 
 Results carry a made-up ``evaluator_seconds`` so that longest-first ordering has something to
-learn. Run ``python bench/strategy_overhead.py [--n 1000] [strategy ...]``; benchmark B6 imports
+learn. Times are CPU time of this process (``time.process_time``), so that other processes on a
+shared machine inflate them less than wall time. Run ``python bench/strategy_overhead.py [--n 1000] [strategy ...]``; benchmark B6 imports
 :func:`measure`.
 """
 
@@ -58,11 +59,11 @@ class _Timed:
         self.seconds = 0.0
 
     def __call__(self, *args: Any) -> Any:
-        started = time.perf_counter()
+        started = time.process_time()
         try:
             return self.method(*args)
         finally:
-            self.seconds += time.perf_counter() - started
+            self.seconds += time.process_time() - started
 
 
 def measure(strategy_name: str, n: int = 1000, *, strategy_args: Mapping[str, Any] | None = None,
@@ -75,17 +76,17 @@ def measure(strategy_name: str, n: int = 1000, *, strategy_args: Mapping[str, An
     strategy.ask, strategy.tell = ask, tell  # type: ignore[method-assign]
     scored = 0
     scoring = 0.0
-    started = time.perf_counter()
+    started = time.process_time()
     while scored < n:
         answer = driver.ask(scored)
         if answer is FINISHED or answer is WAIT:
             break  # concurrency 1: WAIT with nothing in flight cannot happen for a conforming strategy
-        before = time.perf_counter()
+        before = time.process_time()
         result = instant_score(space, answer)  # type: ignore[arg-type]
-        scoring += time.perf_counter() - before
+        scoring += time.process_time() - before
         driver.tell(scored, result)
         scored += 1
-    loop = time.perf_counter() - started - scoring
+    loop = time.process_time() - started - scoring
     per = 1000.0 / max(scored, 1)
     return {"strategy": strategy_name, "candidates": scored, "asks": len(driver.records),
             "strategy_ms": (ask.seconds + tell.seconds) * per, "loop_ms": loop * per}

@@ -43,6 +43,13 @@ def _same_choice(a: object, b: object) -> bool:
     return a == b
 
 
+def _choice_key(value: object) -> tuple[type, object]:
+    """A dict key under which two values are :func:`_same_choice` exactly when their keys are equal."""
+    if isinstance(value, (bool, str)):
+        return type(value), value
+    return float, value
+
+
 @dataclass(frozen=True)
 class Dimension:
     """One named categorical decision with its ordered list of choices."""
@@ -64,9 +71,15 @@ class Dimension:
             for other in self.choices[:i]:
                 if _same_choice(value, other):
                     raise InvalidSpaceError(f"dimension {self.name!r}: choice {value!r} appears twice")
+        # Every validation looks choices up; a dict keeps that cheap (not a field: no effect on ==).
+        object.__setattr__(self, "_positions", {_choice_key(c): i for i, c in enumerate(self.choices)})
 
     def index(self, value: object) -> int:
         """Position of ``value`` among the choices; raises naming the dimension and value."""
+        try:
+            return self._positions[_choice_key(value)]  # type: ignore[attr-defined]
+        except (KeyError, TypeError):  # not a choice, or unhashable: the scan below names it
+            pass
         for i, choice in enumerate(self.choices):
             if _same_choice(value, choice):
                 return i
@@ -136,6 +149,12 @@ class SearchSpace:
 
         Raises :class:`InvalidArchitectureError` naming the first bad key or value.
         """
+        if type(arch) is dict and len(arch) == len(self._dims):  # the usual case, checked by lookups alone
+            try:
+                return {d.name: d.choices[d._positions[_choice_key(arch[d.name])]]  # type: ignore[attr-defined]
+                        for d in self._dims}
+            except (KeyError, TypeError):
+                pass  # the checks below name what is wrong
         if not isinstance(arch, Mapping):
             raise InvalidArchitectureError(f"an architecture must be a mapping of dimension to choice, got {arch!r}")
         unknown = [k for k in arch if k not in self._by_name]

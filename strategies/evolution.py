@@ -36,6 +36,8 @@ NNI ``import_data``) join the current generation as potential parents and elites
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -47,28 +49,34 @@ from nas_core.space import Architecture, InvalidArchitectureError, SearchSpace
 from .generational import Evaluated, GenerationalStrategy, check_mutation_rate, usable_fitness
 
 
-def roulette_index(fitnesses: Sequence[float | None], rng: random.Random) -> int:
-    """Fitness-proportional choice among the entries that are not None.
+class Roulette:
+    """Fitness-proportional choice among the entries that are not None, set up once per generation.
 
     ``None`` (failed) entries are never chosen. A negative or non-finite fitness weighs 0, and an
     entry of weight 0 is never chosen while another has positive weight; when every candidate
     weighs 0 the choice is uniform among the non-None entries.
     """
-    candidates = [i for i, f in enumerate(fitnesses) if f is not None]
-    if not candidates:
-        raise ValueError("roulette selection needs at least one successful individual")
-    weights = [max(f, 0.0) if f is not None and math.isfinite(f) else 0.0 for f in fitnesses]
-    positive = [i for i in candidates if weights[i] > 0.0]
-    if not positive:
-        return candidates[rng.randrange(len(candidates))]
-    total = math.fsum(weights[i] for i in positive)
-    threshold = rng.random() * total
-    cumulative = 0.0
-    for i in positive:
-        cumulative += weights[i]
-        if cumulative > threshold:
-            return i
-    return positive[-1]  # rounding left the threshold at the very top
+
+    def __init__(self, fitnesses: Sequence[float | None]) -> None:
+        self._candidates = [i for i, f in enumerate(fitnesses) if f is not None]
+        if not self._candidates:
+            raise ValueError("roulette selection needs at least one successful individual")
+        weights = [max(f, 0.0) if f is not None and math.isfinite(f) else 0.0 for f in fitnesses]
+        self._positive = [i for i in self._candidates if weights[i] > 0.0]
+        self._total = math.fsum(weights[i] for i in self._positive)
+        self._cumulative = list(itertools.accumulate(weights[i] for i in self._positive))
+
+    def pick(self, rng: random.Random) -> int:
+        if not self._positive:
+            return self._candidates[rng.randrange(len(self._candidates))]
+        threshold = rng.random() * self._total
+        position = bisect.bisect_right(self._cumulative, threshold)  # the first cumulative weight above it
+        return self._positive[min(position, len(self._positive) - 1)]  # rounding may leave it at the very top
+
+
+def roulette_index(fitnesses: Sequence[float | None], rng: random.Random) -> int:
+    """One fitness-proportional choice (see :class:`Roulette`)."""
+    return Roulette(fitnesses).pick(rng)
 
 
 FITNESS_SCALINGS = ("window", "none")
@@ -162,16 +170,17 @@ class Evolution(GenerationalStrategy):
         has_parent = any(f is not None for f in fitnesses)
         if self.fitness_scaling == "window" and has_parent:
             fitnesses = window_scaled(fitnesses)
+        roulette = Roulette(fitnesses) if has_parent else None
         while len(members) < self.population_size:
-            if not has_parent:
+            if roulette is None:
                 members.append(self.space.sample(self.rng))
                 continue
             draw = self.rng.random()
-            parent = archs[roulette_index(fitnesses, self.rng)]
+            parent = archs[roulette.pick(self.rng)]
             if draw < self.copy_prob:
                 child = dict(parent)
             elif draw < self.copy_prob + self.crossover_prob:
-                other = archs[roulette_index(fitnesses, self.rng)]
+                other = archs[roulette.pick(self.rng)]
                 child = self.space.crossover(parent, other, self.rng)
             else:
                 child = self.space.mutate(parent, self.rng, self.mutation_rate)

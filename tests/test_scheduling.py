@@ -88,6 +88,21 @@ def test_model_recovers_an_exactly_linear_duration() -> None:
     assert model.predict(probe) == pytest.approx(_seconds(probe), rel=0.02)
 
 
+def test_a_model_fed_all_at_once_predicts_exactly_as_one_that_was_asked_along_the_way() -> None:
+    """Refits are spaced out, but by the number of observations only: a rebuilt model matches."""
+    space = toy_space()
+    rng = random.Random(11)
+    archs = [space.sample(rng) for _ in range(120)]
+    probes = [space.sample(rng) for _ in range(5)]
+    along, at_once = DurationModel(space), DurationModel(space)
+    for arch in archs:
+        along.observe(arch, {"evaluator_seconds": _seconds(arch)})
+        along.predict(probes[0])  # a batch ordered after every result
+    for arch in archs:
+        at_once.observe(arch, {"evaluator_seconds": _seconds(arch)})
+    assert [along.predict(p) for p in probes] == [at_once.predict(p) for p in probes]
+
+
 def test_a_numeric_dimension_generalises_to_values_not_yet_seen() -> None:
     """Eight results that never used ratios 2 or 3 still rank those between 1 and 4."""
     space = toy_space()

@@ -101,3 +101,14 @@ def test_bad_nni_spaces_name_the_problem(spec, message):
 def test_duplicate_dimension_names_rejected():
     with pytest.raises(InvalidSpaceError, match="repeated"):
         SearchSpace([Dimension("a", (1,)), Dimension("a", (2,))])
+
+
+def test_choice_lookup_keeps_bools_strings_and_numbers_apart():
+    """Choices are looked up by value; True is not 1, "1" is not 1, 1.0 is 1, unhashables are named."""
+    s = SearchSpace([Dimension("n", (1, 2)), Dimension("flag", (True, False)), Dimension("tag", ("1", "2"))])
+    assert s.validate({"n": 1.0, "flag": False, "tag": "2"}) == {"n": 1, "flag": False, "tag": "2"}
+    for bad, named in (({"n": True}, "n=True"), ({"flag": 1}, "flag=1"), ({"tag": 1}, "tag=1"),
+                       ({"n": "1"}, "n='1'"), ({"n": [1]}, r"n=\[1\]")):
+        with pytest.raises(InvalidArchitectureError, match=named):
+            s.validate({"n": 1, "flag": True, "tag": "1", **bad})
+    assert s.dimension("n").index(2.0) == 1 and s.dimension("flag").index(False) == 1
