@@ -35,6 +35,12 @@ from nas_core.testing import analytic_fitness
 
 OPERATIONS = ("none", "skip_connect", "conv_1x1", "conv_3x3", "avg_pool_3x3")
 STRATEGY_NAMES = ("random", "evolution", "regularized_evolution", "nsga2")
+BUDGET_ARGS: dict[str, dict[str, Any]] = {
+    "evolution": {"population_size": 10, "generations": 1_000_000},
+    "nsga2": {"generations": 1_000_000},
+}
+"""Arguments used when none are given: generations enough to reach the budget (the defaults,
+K x G = 1,600 asks, end before 1,000 new candidates), evolution at issue 14's population 10."""
 
 
 def cell_space() -> SearchSpace:
@@ -70,7 +76,8 @@ def measure(strategy_name: str, n: int = 1000, *, strategy_args: Mapping[str, An
             seed: int = 0, space: SearchSpace | None = None) -> dict[str, Any]:
     """Search until ``n`` candidates were scored (or the strategy finished); milliseconds per candidate."""
     space = space or cell_space()
-    strategy = STRATEGIES.build(strategy_name, dict(strategy_args or {}), space=space, seed=seed)
+    args = BUDGET_ARGS.get(strategy_name, {}) if strategy_args is None else strategy_args
+    strategy = STRATEGIES.build(strategy_name, dict(args), space=space, seed=seed)
     driver = SearchDriver(strategy)
     ask, tell = _Timed(strategy.ask), _Timed(strategy.tell)
     strategy.ask, strategy.tell = ask, tell  # type: ignore[method-assign]
@@ -88,20 +95,28 @@ def measure(strategy_name: str, n: int = 1000, *, strategy_args: Mapping[str, An
         scored += 1
     loop = time.process_time() - started - scoring
     per = 1000.0 / max(scored, 1)
-    return {"strategy": strategy_name, "candidates": scored, "asks": len(driver.records),
-            "strategy_ms": (ask.seconds + tell.seconds) * per, "loop_ms": loop * per}
+    asks = len(driver.records)
+    return {"strategy": strategy_name, "args": dict(args), "seed": seed, "candidates": scored, "asks": asks,
+            "strategy_ms": (ask.seconds + tell.seconds) * per, "loop_ms": loop * per,
+            "strategy_ms_per_ask": (ask.seconds + tell.seconds) * 1000.0 / max(asks, 1)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bench.common import RESULTS, header, write_json
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("strategies", nargs="*", default=list(STRATEGY_NAMES))
     parser.add_argument("--n", type=int, default=1000, help="candidates scored per strategy (default 1000)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=3, help="runs per strategy, seeds 0..N-1 (default 3)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "strategy_overhead.json")
     args = parser.parse_args(argv)
-    print(f"{'strategy':<24}{'candidates':>11}{'asks':>7}{'strategy ms':>13}{'loop ms':>10}")
-    for name in args.strategies:
-        row = measure(name, args.n, seed=args.seed)
-        print(f"{name:<24}{row['candidates']:>11}{row['asks']:>7}{row['strategy_ms']:>13.3f}{row['loop_ms']:>10.3f}")
+    rows = [measure(name, args.n, seed=seed) for name in args.strategies for seed in range(args.seeds)]
+    print(f"{'strategy':<24}{'seed':>5}{'candidates':>11}{'asks':>8}{'ms/candidate':>14}{'loop ms':>9}{'ms/ask':>8}")
+    for row in rows:
+        print(f"{row['strategy']:<24}{row['seed']:>5}{row['candidates']:>11}{row['asks']:>8}"
+              f"{row['strategy_ms']:>14.3f}{row['loop_ms']:>9.3f}{row['strategy_ms_per_ask']:>8.4f}")
+    write_json(args.out, {**header("strategy_overhead", "strategy_overhead.py", argv, args), "rows": rows})
+    print(f"wrote {args.out}")
     return 0
 
 
