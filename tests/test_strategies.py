@@ -14,6 +14,7 @@ from nas_core.space import Dimension
 from nas_core.evaluator import Metric
 from nas_core.testing import StrategyConformance, analytic_fitness, analytic_score, tiny_space, toy_space
 from strategies.evolution import Evolution, roulette_index
+from strategies.generational import GenerationalStrategy, usable_fitness
 from strategies.nsga2 import NSGA2, crowding_distance, non_dominated_sort, rank_and_crowding, select_survivors
 from strategies.random_search import RandomSearch, architecture_at, architecture_index
 from strategies.regularized_evolution import RegularizedEvolution
@@ -38,6 +39,41 @@ class TestConformanceEvolutionSmallPopulation(StrategyConformance):
 
     strategy_path = "evolution"
     strategy_args = {"population_size": 8, "generations": 100}
+
+
+class MutatingGenerations(GenerationalStrategy):
+    """A generational strategy of a plugin author's own: each generation mutates the best so far."""
+
+    name = "mutating_generations"
+
+    def __init__(self, *, space: SearchSpace, seed: int = 0, population_size: int = 6, generations: int = 200) -> None:
+        super().__init__(space=space, seed=seed, population_size=population_size, generations=generations)
+        self._best: tuple[float, dict] | None = None
+
+    def _first_generation(self) -> list[dict]:
+        return [self.space.sample(self.rng) for _ in range(self.population_size)]
+
+    def _breed(self, evaluated: list) -> list[dict]:
+        for arch, result in evaluated:
+            fitness = usable_fitness(result)
+            if fitness is not None and (self._best is None or fitness > self._best[0]):
+                self._best = (fitness, dict(arch))
+        if self._best is None:
+            return self._first_generation()
+        return [self.space.mutate(self._best[1], self.rng) for _ in range(self.population_size)]
+
+    def _extra_state(self) -> dict:
+        return {"best": None if self._best is None else list(self._best)}
+
+    def _load_extra_state(self, state) -> None:
+        best = state["best"]
+        self._best = None if best is None else (float(best[0]), self.space.validate(best[1]))
+
+
+class TestConformanceGenerationalPlugin(StrategyConformance):
+    """The shared generational machinery (strategies/generational.py) serves a strategy written outside."""
+
+    strategy_path = "tests.test_strategies:MutatingGenerations"
 
 
 class TestConformanceHillClimberPlugin(StrategyConformance):
