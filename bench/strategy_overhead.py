@@ -28,6 +28,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas_core.driver import SearchDriver
+from nas_core.evaluator import Metric
 from nas_core.registry import STRATEGIES
 from nas_core.space import Architecture, Dimension, SearchSpace
 from nas_core.strategy import FINISHED, WAIT, TrialResult
@@ -46,6 +47,11 @@ K x G = 1,600 asks, end before 1,000 new candidates), evolution at issue 14's po
 def cell_space() -> SearchSpace:
     """6 edges x 5 operations (15,625 architectures), the shape of NAS-Bench-201's cell."""
     return SearchSpace([Dimension(f"edge{i}", OPERATIONS) for i in range(6)])
+
+
+METRICS = (Metric("accuracy", "maximize"), Metric("flops", "minimize"))
+"""What :func:`instant_score` reports, declared to the driver as an evaluator would be
+(``evaluator_seconds`` is added by the runners, not declared, as in a real search)."""
 
 
 def instant_score(space: SearchSpace, arch: Architecture) -> TrialResult:
@@ -79,6 +85,8 @@ def measure(strategy_name: str, n: int = 1000, *, strategy_args: Mapping[str, An
     args = BUDGET_ARGS.get(strategy_name, {}) if strategy_args is None else strategy_args
     strategy = STRATEGIES.build(strategy_name, dict(args), space=space, seed=seed)
     driver = SearchDriver(strategy)
+    driver.set_evaluator_description({"name": "instant", "metrics": [m.to_json() for m in METRICS],
+                                      "pareto_metrics": ["accuracy", "flops"]})
     ask, tell = _Timed(strategy.ask), _Timed(strategy.tell)
     strategy.ask, strategy.tell = ask, tell  # type: ignore[method-assign]
     scored = 0
