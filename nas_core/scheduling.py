@@ -127,12 +127,14 @@ class DurationModel:
             self._encoders.append(_Encoder(dim, offset))
             offset += self._encoders[-1].width
         self._size = offset
+        self._names = space.names
         self._xtx = [[0.0] * self._size for _ in range(self._size)]
         self._xty = [0.0] * self._size
         self._count = 0
         self._seen: set[str] = set()
         self._table: list[list[float]] | None = None  # per dimension, each choice's fitted contribution
         self._intercept = 0.0
+        self._predicted: dict[tuple[Any, ...], float] = {}  # per fit: choice values -> prediction
         self._next_fit = 1  # observations at which the fitted statistics are next taken
         self._fit_xtx: list[list[float]] = []
         self._fit_xty: list[float] = []
@@ -172,6 +174,7 @@ class DurationModel:
             for i in range(1, self._size):
                 penalised[i][i] += RIDGE
             weights = _cholesky_solve(penalised, self._fit_xty)
+            self._predicted = {}
             self._intercept = weights[0]
             self._table = [
                 [weights[index] * value for index, value in (e.feature(p) for p in range(len(e.dim.choices)))]
@@ -183,9 +186,14 @@ class DurationModel:
         if self._count == 0:
             return None
         table = self._fit()
-        return self._intercept + math.fsum(
-            contributions[e.position(arch[e.dim.name])] for e, contributions in zip(self._encoders, table)
-        )
+        values = tuple(map(arch.__getitem__, self._names))
+        cached = self._predicted.get(values)
+        if cached is None:  # a converged generation repeats its members: predict each once per fit
+            cached = self._intercept + math.fsum(
+                contributions[e.position(value)] for e, contributions, value in zip(self._encoders, table, values)
+            )
+            self._predicted[values] = cached
+        return cached
 
     def longest_first(self, members: Sequence[Architecture]) -> list[int]:
         """Indices of ``members``, longest predicted first; their own order while nothing is observed."""

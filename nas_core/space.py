@@ -71,8 +71,14 @@ class Dimension:
             for other in self.choices[:i]:
                 if _same_choice(value, other):
                     raise InvalidSpaceError(f"dimension {self.name!r}: choice {value!r} appears twice")
-        # Every validation looks choices up; a dict keeps that cheap (not a field: no effect on ==).
-        object.__setattr__(self, "_positions", {_choice_key(c): i for i, c in enumerate(self.choices)})
+        # Every validation looks choices up; dicts keep that cheap (not fields: no effect on ==).
+        # ``_by_type`` serves the exact types of JSON scalars (True must not find 1, nor "1" find 1).
+        positions = {_choice_key(c): i for i, c in enumerate(self.choices)}
+        numbers = {c: i for (kind, c), i in positions.items() if kind is float}
+        by_type = {bool: {c: i for (kind, c), i in positions.items() if kind is bool}, int: numbers, float: numbers,
+                   str: {c: i for (kind, c), i in positions.items() if kind is str}}
+        object.__setattr__(self, "_positions", positions)
+        object.__setattr__(self, "_by_type", by_type)
 
     def index(self, value: object) -> int:
         """Position of ``value`` among the choices; raises naming the dimension and value."""
@@ -151,7 +157,7 @@ class SearchSpace:
         """
         if type(arch) is dict and len(arch) == len(self._dims):  # the usual case, checked by lookups alone
             try:
-                return {d.name: d.choices[d._positions[_choice_key(arch[d.name])]]  # type: ignore[attr-defined]
+                return {d.name: d.choices[d._by_type[type(value := arch[d.name])][value]]  # type: ignore[attr-defined]
                         for d in self._dims}
             except (KeyError, TypeError):
                 pass  # the checks below name what is wrong
