@@ -3,6 +3,8 @@
 An architecture is a plain JSON-serialisable ``dict`` mapping every dimension name to one of
 its choices. The space owns variation (sampling, mutation, crossover) so that strategies work
 on any space, including spaces built from an NNI search-space JSON that nobody registered.
+The contract every space keeps is written on :class:`SearchSpace`; a plugin author checks a
+space against it with :class:`nas_core.testing.SpaceConformance`.
 """
 
 from __future__ import annotations
@@ -99,6 +101,31 @@ class SearchSpace:
 
     Subclasses (e.g. a binary-width space) may override ``mutate``/``crossover`` or add
     meaning (which layer a dimension widens); strategies only rely on this interface.
+
+    The contract (checked by :class:`nas_core.testing.SpaceConformance`):
+
+    * **Dimensions.** At least one, with unique non-empty names and non-empty tuples of distinct
+      JSON scalars (str, int, finite float, bool). They are fixed at construction; a subclass's
+      constructor takes keyword arguments only and raises :class:`InvalidSpaceError` (or
+      ``ValueError``) naming a bad argument. Two spaces are equal when their dimensions are.
+    * **Architectures.** A ``dict`` with exactly one choice per dimension. :meth:`validate`
+      returns the canonical form (the choice as listed, keys in dimension order), is idempotent,
+      never changes its argument, and raises :class:`InvalidArchitectureError` whose message names
+      the missing, unknown or bad dimension (and the bad value). :meth:`key` is equal for equal
+      architectures and survives a JSON round trip of the architecture.
+    * **Variation.** :meth:`sample`, :meth:`mutate` and :meth:`crossover` draw randomness only
+      from the ``rng`` they are given, so the same rng state gives the same result in any
+      process (no ``random`` module functions, no iteration over sets or hashes). They return new
+      canonical architectures of this space and never change their arguments. A subclass that
+      overrides them must keep this: its operators must return valid architectures whatever
+      valid parents it is given. ``mutate`` changes at least one dimension whenever some
+      dimension has two choices or more; ``crossover(a, a, rng)`` returns ``a``.
+    * **NNI.** :meth:`to_nni` is plain JSON (choice dimensions only), and
+      ``SearchSpace.from_nni(json.loads(json.dumps(space.to_nni())))`` equals the space: what an
+      NNI experiment's search-space file holds. The rebuilt space is a generic one, with the
+      default operators; meaning beyond the dimensions (a subclass's own variation, constraints
+      that :meth:`validate` adds) does not travel through that file, so a tuner must be given the
+      space itself to use it.
     """
 
     def __init__(self, dimensions: Sequence[Dimension]) -> None:
@@ -192,14 +219,16 @@ class SearchSpace:
 
     # ----------------------------------------------------------------- variation
     def sample(self, rng: random.Random) -> Architecture:
-        """A uniformly random architecture."""
+        """A uniformly random architecture (an override may use another distribution over the
+        space; it must still depend only on ``rng``)."""
         return {d.name: d.choices[rng.randrange(len(d.choices))] for d in self._dims}
 
     def mutate(self, arch: Mapping[str, Any], rng: random.Random, rate: float | None = None) -> Architecture:
         """Re-sample each gene with probability ``rate`` (default 1/n) to a *different* choice.
 
         At least one gene changes whenever some dimension has more than one choice, so a
-        mutation never silently returns its parent.
+        mutation never silently returns its parent. ``rate`` outside [0, 1] raises ``ValueError``;
+        an override may read ``rate`` its own way but must accept ``None``.
         """
         parent = self.validate(arch)
         mutable = [d for d in self._dims if len(d.choices) > 1]
@@ -219,7 +248,11 @@ class SearchSpace:
         return child
 
     def crossover(self, a: Mapping[str, Any], b: Mapping[str, Any], rng: random.Random) -> Architecture:
-        """Two-point crossover in dimension order: the child takes ``b``'s genes in [i, j)."""
+        """Two-point crossover in dimension order: the child takes ``b``'s genes in [i, j).
+
+        An override may recombine otherwise; its child must be valid, and equal to the parents
+        when they are equal.
+        """
         first, second = self.validate(a), self.validate(b)
         n = len(self._dims)
         i, j = sorted(rng.sample(range(n + 1), 2)) if n >= 1 else (0, 0)

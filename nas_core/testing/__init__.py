@@ -1,8 +1,13 @@
-"""Test helpers shipped with nas_core: the strategy conformance suite and its toy problems.
+"""Test helpers shipped with nas_core: a conformance suite per plugin kind, and toy problems.
 
-Importing this package imports neither pytest nor anything outside the standard library.
+A plugin author subclasses :class:`StrategyConformance`, :class:`EvaluatorConformance` or
+:class:`SpaceConformance` in a ``Test...`` class and says how to build the plugin; pytest then
+runs the contract's checks on it. Importing this package imports neither pytest nor anything
+outside the standard library.
 """
 
+from .evaluator_conformance import EvaluatorConformance
+from .space_conformance import SpaceConformance
 from .strategy_conformance import (
     TOY_OPTIMUM_FITNESS,
     StrategyConformance,
@@ -16,6 +21,6 @@ from .strategy_conformance import (
 )
 
 __all__ = [
-    "StrategyConformance", "TOY_OPTIMUM_FITNESS", "analytic_fitness", "analytic_optimum", "analytic_score",
-    "failing_score", "flaky_score", "tiny_space", "toy_space",
+    "EvaluatorConformance", "SpaceConformance", "StrategyConformance", "TOY_OPTIMUM_FITNESS", "analytic_fitness",
+    "analytic_optimum", "analytic_score", "failing_score", "flaky_score", "tiny_space", "toy_space",
 ]
