@@ -3,6 +3,8 @@
 The two are separate on purpose: an evaluator returns raw metrics (a score, a cost, a size...),
 and an :class:`Objective` computes the scalar the search maximises. Stored results can then be
 re-scored with another objective (say, another λ) without training anything again.
+The contract every evaluator keeps is written on :class:`Evaluator`; a plugin author checks an
+evaluator against it with :class:`nas_core.testing.EvaluatorConformance`.
 """
 
 from __future__ import annotations
@@ -70,7 +72,12 @@ def check_metric_declaration(metrics: Sequence[Metric], pareto: Sequence[str] | 
 
 
 class CandidateFailed(RuntimeError):
-    """A candidate could not be scored (diverged, out of memory...); the message is the reason."""
+    """A candidate could not be scored (diverged, out of memory...); the message is the reason.
+
+    The one way an evaluator says "this candidate has no score": the search records it as failed
+    with the message, never gives it a fitness and goes on. Any other exception from ``evaluate``
+    is treated as a bug of the evaluator (logged with its traceback, then recorded as failed).
+    """
 
 
 class Reporter(Protocol):
@@ -121,10 +128,40 @@ class Evaluator(ABC):
     ``evaluate`` returns raw metrics only; ``objective`` turns them into fitness. Raise
     :class:`CandidateFailed` with a reason when the candidate cannot be scored (e.g. NaN loss):
     a failed candidate is never given a fitness of 0 and is never chosen as best.
+
+    The contract (checked by :class:`nas_core.testing.EvaluatorConformance`):
+
+    * **Construction.** Keyword arguments only (a config's ``evaluator_args``); every argument is
+      checked there, raising ``ValueError`` naming it, so a bad config fails before any trial.
+      Building is cheap: heavy work belongs in :meth:`prepare`.
+    * **Metrics.** :attr:`metrics` declares every metric the search may rely on, the primary one
+      first, each with its direction; :attr:`pareto_metrics` names two of them or is ``None``.
+      ``evaluate`` returns a mapping holding at least every declared metric, each a finite number;
+      it may add undeclared diagnostics (a training time, a loss) that nothing optimises.
+    * **Objective.** :attr:`objective` is an :class:`Objective` whose ``fitness`` is finite for
+      every mapping ``evaluate`` returns; its ``describe()`` is JSON.
+    * **Space.** :meth:`search_space` returns the space its architectures come from (or ``None``
+      when any is accepted). ``evaluate`` is called with valid canonical architectures of that
+      space; given one outside it, it raises :class:`InvalidArchitectureError` (call
+      ``search_space().validate(arch)`` first) and scores nothing.
+    * **Failure.** A candidate of the space that cannot be scored raises :class:`CandidateFailed`
+      with the reason; returning NaN or a placeholder score instead is a bug.
+    * **Independence.** ``evaluate`` must not depend on earlier calls: a resident worker reuses
+      one evaluator for many trials, in whatever order the search hands them out, and a resumed
+      search evaluates in another order than the first run. Caches are fine when they change
+      no result.
+    * **Determinism.** An evaluator that sets :attr:`deterministic` promises that one
+      configuration (its seed included) gives the same declared metrics for the same
+      architecture in every process and call order; derive any noise from the seed and the
+      candidate, never from a shared generator.
+    * **Preparation.** :meth:`prepare` holds once-per-process work; see there.
     """
 
     name: ClassVar[str] = "evaluator"
     objective: Objective
+    deterministic: ClassVar[bool] = False
+    """True if the declared metrics are a function of the configuration and the architecture
+    alone (same in every process and call order); the conformance suite then checks it."""
     metrics: Sequence[Metric] = ()
     """Every metric ``evaluate`` returns, with its direction. The first is the primary one (the
     value NNI shows per epoch). A class attribute usually; an instance may set its own."""
@@ -177,7 +214,12 @@ class Evaluator(ABC):
     def prepare(self) -> None:
         """Once-per-process work that no single candidate should be charged for (loading the data,
         training a supernet). Called before the first evaluation, outside its timing, and by a
-        resident worker before its first trial; must be cheap when repeated."""
+        resident worker before its first trial; must be cheap when repeated.
+
+        The framework calls it before every evaluation, so it must be idempotent: a second call
+        does no work again and changes no later result. ``evaluate`` must also work when it was
+        never called (a user scoring one candidate by hand), doing the same work on first need.
+        An error here fails the trial as the evaluator's, not the candidate's."""
 
 
 def _plain_json(value: Any) -> Any:

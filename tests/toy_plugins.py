@@ -20,6 +20,7 @@ class ToyEvaluator(Evaluator):
     """Score = sum of choices (higher is better); flops grow with the choices too."""
 
     name = "toy"
+    deterministic = True
     metrics = (Metric("accuracy", "maximize"), Metric("flops", "minimize"))
     pareto_metrics = ("accuracy", "flops")
 
@@ -47,7 +48,7 @@ class ToyEvaluator(Evaluator):
         self.prepared += 1
 
     def evaluate(self, arch: Architecture, reporter: Reporter = null_reporter) -> dict[str, float]:
-        total = sum(int(v) for v in arch.values())
+        total = sum(int(v) for v in self.space.validate(arch).values())
         if self.log_warning:
             logging.getLogger("toy").warning("%s %s", self.log_warning, total)
         if self.fail_when_sum is not None and total == self.fail_when_sum:

@@ -324,7 +324,7 @@ class EvaluatorConformance:
     def test_runs_a_search_in_process(self) -> None:
         """run_search over the candidates records each as scored (with fitness) or failed (with a reason)."""
         evaluator, space, archs = self._setup()
-        driver = run_search(_Sequence(space=space, archs=archs), evaluator, budget=len(archs), progress=False)
+        driver = run_search(_Sequence(space=space, archs=archs), evaluator, budget=len(archs) + 1, progress=False)
         assert driver.strategy_finished and len(driver.records) == len(archs)
         for record in driver.records:
             if record.result.ok:
