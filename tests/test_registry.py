@@ -1,6 +1,12 @@
+import inspect
+
 import pytest
 
-from nas_core.registry import EVALUATORS, SPACES, STRATEGIES, PluginArgumentError, Registry, RegistryError
+from nas_core import FINISHED, Strategy
+from nas_core.registry import (
+    EVALUATORS, SPACES, STRATEGIES, PluginArgumentError, Registry, RegistryError, build_plugin,
+)
+from nas_core.testing import StrategyConformance
 from tests.toy_plugins import BatchStrategy, ToyEvaluator, toy_space
 
 
@@ -46,9 +52,50 @@ def test_builtin_registries_list_names():
     assert isinstance(EVALUATORS.names(), list)
 
 
-def test_strategy_constructor_is_keyword_only():
-    with pytest.raises(TypeError):
-        BatchStrategy(toy_space())  # type: ignore[misc]
+class InheritsTheBaseConstructor(Strategy):
+    """A strategy with no constructor of its own: the framework's base constructor is all it has."""
+
+    def _ask(self, trial_id):
+        return FINISHED
+
+    def _tell(self, trial_id, arch, result):
+        pass
+
+    def _state_dict(self):
+        return {}
+
+    def _load_state_dict(self, state):
+        pass
+
+
+class PositionalBatch(BatchStrategy):
+    """A plugin breaking the keyword-only rule."""
+
+    def __init__(self, space, seed=0, batch=3, batches=4):
+        super().__init__(space=space, seed=seed, batch=batch, batches=batches)
+
+
+def test_the_strategy_base_constructor_is_keyword_only():
+    kinds = {p.name: p.kind for p in inspect.signature(Strategy.__init__).parameters.values() if p.name != "self"}
+    assert kinds == {"space": inspect.Parameter.KEYWORD_ONLY, "seed": inspect.Parameter.KEYWORD_ONLY}
+    with pytest.raises(TypeError, match="positional argument"):
+        InheritsTheBaseConstructor(toy_space(), 0)  # type: ignore[misc]
+    assert InheritsTheBaseConstructor(space=toy_space(), seed=3).seed == 3
+
+
+def test_the_registry_hands_plugins_their_arguments_by_keyword():
+    reg = Registry("strategy")
+    reg.register("positional_only", lambda space, seed, /: None)
+    with pytest.raises(PluginArgumentError, match="strategy 'positional_only': .*positional-only"):
+        reg.build("positional_only", {}, space=toy_space(), seed=0)
+    with pytest.raises(PluginArgumentError, match="unknown argument 'space'"):
+        build_plugin(lambda space, /: None, {"space": 1}, label="strategy")
+
+
+def test_the_conformance_suite_refuses_a_positional_constructor():
+    suite = type("Suite", (StrategyConformance,), {"strategy_path": f"{__name__}:PositionalBatch"})()
+    with pytest.raises(AssertionError, match="PositionalBatch argument 'space' must be keyword-only"):
+        suite.test_declares_capabilities()
 
 
 def test_the_package_loads_its_public_names_on_first_use_only():
