@@ -30,6 +30,8 @@ CHEAP_CONFIGS: dict[str, Cheap] = {
     # digits, one epoch on 5 images per class, 50 validation images: ~0.2 s per candidate after torch's import
     "binary_width": Cheap({"dataset": "digits", "epochs": 1, "subset_per_class": 5, "val_size": 50,
                            "batch_size": 32, "threads": 1}, slow=True),
+    # table lookups: the defaults are cheap (the table loads once per process, ~0.5 s)
+    "nasbench201": Cheap(),
 }
 
 
