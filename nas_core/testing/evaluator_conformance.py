@@ -35,11 +35,13 @@ import unittest
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..evaluator import CandidateFailed, Evaluator, Metric, Metrics, Objective, check_metric_declaration
+from ..evaluator import (
+    CandidateFailed, Evaluator, Metric, Metrics, Objective, Reporter, check_metric_declaration, null_reporter,
+)
 from ..registry import EVALUATORS
 from ..runner import evaluator_score, run_search
 from ..space import Architecture, InvalidArchitectureError, SearchSpace
-from ..strategy import FINISHED, Strategy, TrialResult
+from ..strategy import FINISHED, Ask, Strategy, TrialResult
 
 
 def build_evaluator(path: str, args: Mapping[str, Any]) -> Evaluator:
@@ -79,7 +81,7 @@ class _Sequence(Strategy):
         self.archs = list(archs)
         self.next = 0
 
-    def _ask(self, trial_id: int) -> Architecture | Any:
+    def _ask(self, trial_id: int) -> Ask:
         if self.next >= len(self.archs):
             return FINISHED
         self.next += 1
@@ -147,10 +149,11 @@ class EvaluatorConformance:
         space = self.make_space(evaluator)
         return evaluator, space, self.make_candidates(space)
 
-    def _evaluate(self, evaluator: Evaluator, arch: Architecture, reporter: Any = None) -> Metrics | CandidateFailed:
+    def _evaluate(self, evaluator: Evaluator, arch: Architecture,
+                  reporter: Reporter = null_reporter) -> Metrics | CandidateFailed:
         """Metrics of ``arch``, or the CandidateFailed it raised; any other exception fails the check."""
         try:
-            result = evaluator.evaluate(arch) if reporter is None else evaluator.evaluate(arch, reporter)
+            result = evaluator.evaluate(arch, reporter)
         except CandidateFailed as err:
             return err
         except Exception as err:
