@@ -138,6 +138,8 @@ class Evaluator(ABC):
       first, each with its direction; :attr:`pareto_metrics` names two of them or is ``None``.
       ``evaluate`` returns a mapping holding at least every declared metric, each a finite number;
       it may add undeclared diagnostics (a training time, a loss) that nothing optimises.
+      Intermediate reports through ``reporter`` are optional; each one carries the primary
+      metric (finite), at increasing integer steps.
     * **Objective.** :attr:`objective` is an :class:`Objective` whose ``fitness`` is finite for
       every mapping ``evaluate`` returns; its ``describe()`` is JSON.
     * **Space.** :meth:`search_space` returns the space its architectures come from (or ``None``

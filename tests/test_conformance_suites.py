@@ -147,6 +147,11 @@ class PrepareLeaksIntoResults(ToyEvaluator):
         return {**result, "accuracy": result["accuracy"] + self.prepared}
 
 
+class ReportsWithoutPrimary(ToyEvaluator):
+    def evaluate(self, arch: Architecture, reporter: Reporter = null_reporter) -> dict[str, float]:
+        return super().evaluate(arch, lambda step, metrics: reporter(step, {"progress": float(step)}))
+
+
 class PositionalArguments(ToyEvaluator):
     def __init__(self, dims: int = 3, **kwargs: Any) -> None:
         super().__init__(dims=dims, **kwargs)
@@ -162,6 +167,7 @@ class PositionalArguments(ToyEvaluator):
     (NoMetricsDeclared, "test_declares_its_metrics", "declares nothing"),
     (ScoresAnything, "test_refuses_architectures_outside_its_space", "outside its space"),
     (PrepareLeaksIntoResults, "test_prepare_is_idempotent_and_optional", "results depend on prepare"),
+    (ReportsWithoutPrimary, "test_intermediate_reports_are_finite", "lacks 'accuracy'"),
     (PositionalArguments, "test_is_an_evaluator_with_keyword_only_arguments", "must be keyword-only"),
 ])
 def test_evaluator_suite_catches_each_broken_evaluator(evaluator, check, message):

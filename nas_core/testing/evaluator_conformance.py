@@ -227,7 +227,7 @@ class EvaluatorConformance:
         assert scored, f"none of {len(archs)} candidates could be scored in this configuration"
 
     def test_intermediate_reports_are_finite(self) -> None:
-        """What the reporter receives: increasing integer steps, mappings of finite numbers."""
+        """What the reporter receives: increasing integer steps, finite numbers, the primary metric each time."""
         evaluator, _, archs = self._setup()
         reports: list[tuple[int, dict[str, float]]] = []
 
@@ -238,8 +238,9 @@ class EvaluatorConformance:
         steps = [step for step, _ in reports]
         assert all(isinstance(s, int) and not isinstance(s, bool) for s in steps), f"steps {steps!r}"
         assert steps == sorted(steps) and len(set(steps)) == len(steps), f"steps not increasing: {steps!r}"
+        primary = evaluator.metrics[0].name if evaluator.metrics else None
         for step, metrics in reports:
-            assert metrics, f"step {step}: an empty report"
+            assert primary is None or primary in metrics, f"step {step}: the report {metrics!r} lacks {primary!r}"
             for name, value in metrics.items():
                 assert isinstance(value, (int, float)) and math.isfinite(value), f"step {step}: {name}={value!r}"
 
