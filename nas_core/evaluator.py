@@ -165,8 +165,9 @@ class Evaluator(ABC):
     """True if the declared metrics are a function of the configuration and the architecture
     alone (same in every process and call order); the conformance suite then checks it."""
     metrics: Sequence[Metric] = ()
-    """Every metric ``evaluate`` returns, with its direction. The first is the primary one (the
-    value NNI shows per epoch). A class attribute usually; an instance may set its own."""
+    """Every metric the search may rely on (``evaluate`` returns each), with its direction. The
+    first is the primary one (the value NNI shows per epoch). A class attribute usually; an
+    instance may set its own."""
     pareto_metrics: tuple[str, str] | None = None
     """The two declared metrics whose trade-off a Pareto front shows (y first, then x), if any."""
 
