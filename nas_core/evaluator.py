@@ -141,7 +141,8 @@ class Evaluator(ABC):
       Intermediate reports through ``reporter`` are optional; each one carries the primary
       metric (finite), at increasing integer steps.
     * **Objective.** :attr:`objective` is an :class:`Objective` whose ``fitness`` is finite for
-      every mapping ``evaluate`` returns; its ``describe()`` is JSON.
+      every mapping ``evaluate`` returns; its ``describe()``, like the evaluator's own
+      :meth:`describe` (saved with the results), is plain JSON.
     * **Space.** :meth:`search_space` returns the space its architectures come from (or ``None``
       when any is accepted). ``evaluate`` is called with valid canonical architectures of that
       space; given one outside it, it raises :class:`InvalidArchitectureError` (call

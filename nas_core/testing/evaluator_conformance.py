@@ -178,7 +178,7 @@ class EvaluatorConformance:
 
     # -------------------------------------------------------------------- checks
     def test_is_an_evaluator_with_keyword_only_arguments(self) -> None:
-        """An Evaluator with a name, an Objective, a boolean ``deterministic``, built from keywords."""
+        """An Evaluator with a name, an Objective, a boolean ``deterministic``, a JSON description, built from keywords."""
         evaluator = self.make_evaluator()
         assert isinstance(evaluator, Evaluator), f"make_evaluator returned {type(evaluator).__name__}"
         assert isinstance(type(evaluator).name, str) and type(evaluator).name
@@ -186,6 +186,11 @@ class EvaluatorConformance:
             f"{type(evaluator).__name__}.objective is {getattr(evaluator, 'objective', None)!r}, not an Objective"
         )
         json.dumps(evaluator.objective.describe(), allow_nan=False)
+        description = evaluator.describe()
+        assert json.loads(json.dumps(description, allow_nan=False)) == description, "describe() is not plain JSON"
+        assert description.get("metrics") == [m.to_json() for m in evaluator.metrics], (
+            "describe() lost the metric declaration (a subclass may add keys but should keep the base's)"
+        )
         assert isinstance(type(evaluator).deterministic, bool)
         space = evaluator.search_space()
         assert space is None or isinstance(space, SearchSpace)
