@@ -39,7 +39,7 @@ def plugins_on_path():
     sys.path.insert(0, str(PLUGINS))
     yield
     sys.path.remove(str(PLUGINS))
-    for name in ("ladder_space", "proxy_evaluator", "local_search"):
+    for name in ("ladder_space", "proxy_evaluator", "neighbour_search"):
         sys.modules.pop(name, None)
 
 
@@ -105,7 +105,7 @@ def test_the_nni_config_uses_the_three_plugins_by_dotted_path_and_validates(caps
         else:
             assert config[key] == value, f"docs/plugins.md shows {key}: {value!r}, config.yml has {config[key]!r}"
     assert main(["validate", str(PLUGINS / "config.yml")]) == 0
-    assert "strategy local_search:LocalSearch, evaluator proxy_evaluator:ProxyEvaluator" in capsys.readouterr().out
+    assert "strategy neighbour_search:NeighbourSearch, evaluator proxy_evaluator:ProxyEvaluator" in capsys.readouterr().out
     from ladder_space import LadderSpace
 
     checked_in = json.loads((PLUGINS / "search_space.json").read_text())

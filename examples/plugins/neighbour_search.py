@@ -1,12 +1,12 @@
-"""A strategy plugin: local search around the best architecture found so far.
+"""A strategy plugin: neighbour search around the best architecture found so far.
 
 Every ask proposes a mutant of the incumbent (the best successful candidate) that was not
 proposed before, so several asks may be in flight at once; a better result moves the incumbent.
 It uses only the space's interface (``sample``, ``mutate``, ``key``), so it searches any space
 and uses a space's own mutation, like the ladder space's one-rung steps.
 
-Used by dotted path, no registration: ``strategy: "local_search:LocalSearch"`` with this folder
-on ``sys.path`` (an NNI tuner's ``codeDirectory``).
+Used by dotted path, no registration: ``strategy: "neighbour_search:NeighbourSearch"`` with this
+folder on ``sys.path`` (an NNI tuner's ``codeDirectory``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from nas_core.space import Architecture
 from nas_core.strategy import Ask
 
 
-class LocalSearch(Strategy):
+class NeighbourSearch(Strategy):
     """Mutate the incumbent; start from ``initial`` random samples; FINISHED when the space is exhausted."""
 
-    name = "local_search"
+    name = "neighbour_search"
 
     def __init__(self, *, space: SearchSpace, seed: int = 0, initial: int = 4, tries: int = 50) -> None:
         super().__init__(space=space, seed=seed)
