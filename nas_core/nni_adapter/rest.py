@@ -47,11 +47,17 @@ def submitted_keys(jobs: list[dict[str, Any]], field: str) -> set[str]:
     return keys
 
 
+ENDED_STATUSES = frozenset({"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"})
+"""A trial job's terminal statuses in NNI 3.0. Any other (WAITING, RUNNING, UNKNOWN, and
+``ADD_RESUMED``, which a trial re-submitted by a resume carries until the training service is up)
+means it has not ended yet."""
+
+
 def ended_candidates(jobs: list[dict[str, Any]], field: str) -> dict[str, dict[str, Any]]:
-    """Candidate hash -> the job that ran it, for jobs that have ended (SUCCEEDED, FAILED, ...)."""
+    """Candidate hash -> the job that ran it, for jobs in a terminal status (:data:`ENDED_STATUSES`)."""
     ended: dict[str, dict[str, Any]] = {}
     for job in jobs:
-        if str(job.get("status")) in ("WAITING", "RUNNING", "UNKNOWN"):
+        if str(job.get("status")) not in ENDED_STATUSES:
             continue
         for key in submitted_keys([job], field):
             ended[key] = job
