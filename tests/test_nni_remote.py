@@ -263,16 +263,16 @@ def test_remote_stop_then_resume_continues_exactly(tmp_path, sshd):
     tuner = {"className": "nas_core.nni_adapter.tuner.StrategyTuner", "codeDirectory": str(REPO),
              "classArgs": {"strategy": "evolution", "strategy_args": local.STRATEGY_ARGS, "seed": 3}}
     config = remote_config(tmp_path, sshd, reuse=False, tuner=tuner, maxTrialNumber=30, trialConcurrency=2,
-                           trial_args={"sleep": 3.0})
+                           trial_args={"sleep": 8.0})  # long enough that nnictl stop lands mid-generation
     port = free_port()
     exp = nni_experiment.start(config, port=port, host="127.0.0.1")
     exp_id, exp_dir = exp.id, nni_experiment.experiment_dir(exp)
     atexit.unregister(exp.stop)  # stopped and resumed by nnictl below
     try:
-        local.wait_for(port, lambda status, jobs: local.succeeded(jobs) >= 3, timeout=600)
+        local.wait_for(port, lambda status, jobs: local.succeeded(jobs) >= 2, timeout=600)
         subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=180, check=True)
         before = len(load_results(state_path_of(exp_dir)).records)
-        assert 3 <= before < 12  # stopped mid-search with the results so far persisted
+        assert 2 <= before < 12  # stopped mid-search with the results so far persisted
         port = free_port()
         local.resume(exp_id, port)
         status, jobs = local.wait_for(port, lambda status, jobs: status in ("DONE", "ERROR"),
