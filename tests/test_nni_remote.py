@@ -4,7 +4,10 @@ The sshd (Debian's openssh-server, installed by ``.ci/install-sshd``) runs with 
 file, host key and client key generated in a temporary folder, on a free port. Its ``SetEnv``
 gives every remote session ``PIP_NO_INDEX=1`` (NNI's remote worker runs ``pip install nni
 --upgrade`` at every start), ``PYTHONPATH`` to this checkout (so remote trials import this code)
-and a ``HOME`` in the temporary folder (NNI's remote side writes under ``~/nni-experiments``).
+a ``HOME`` in the temporary folder (NNI's remote side writes under ``~/nni-experiments``), and
+``NODE_OPTIONS`` loading our loopback shim, so that NNI's trial keeper (a node process that NNI
+starts on each worker without ``reuseMode``, and that otherwise listens on every interface
+without authentication) listens on 127.0.0.1 only: docs/security.md advises the same for workers.
 The machine entries name this interpreter's directory as ``pythonPath``, so the "remote" trials
 run with the same environment as the launcher, as the docs ask of a real worker.
 
@@ -14,9 +17,11 @@ The tests skip, saying why, only when sshd cannot be installed or started.
 from __future__ import annotations
 
 import atexit
+import errno
 import getpass
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -34,6 +39,7 @@ from nas_core.nni_adapter.tuner import CANDIDATE_FIELD, StrategyTuner, candidate
 from nas_core.results import load_results
 from tests.conftest import REPO, toy_config
 from tests.test_nni_e2e import free_port
+from tests.test_security import connect_errno, own_non_loopback_ipv4
 from tests.toy_plugins import toy_space
 
 NNICTL = str(Path(sys.executable).with_name("nnictl"))
@@ -134,6 +140,7 @@ def sshd_config(folder: Path, port: int, user: str, home: Path) -> str:
     sftp = next((p for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
                              "/usr/libexec/sftp-server") if os.path.exists(p)), "internal-sftp")
     env = {"PIP_NO_INDEX": "1", "PYTHONPATH": str(REPO), "HOME": str(home),
+           "NODE_OPTIONS": f"--require={nni_experiment.LOOPBACK_SHIM}",  # the trial keeper on loopback
            "NAS_CORE_WORKER_IDLE_S": "20"}  # resident trial workers end soon after the test
     return "\n".join([
         f"Port {port}",
@@ -220,6 +227,12 @@ def remote_config(tmp_path: Path, sshd: Sshd, *, reuse: bool, machines: int = 1,
     return toy_config(tmp_path, trialCodeDirectory=str(code), nniManagerIp="127.0.0.1", **top)
 
 
+def trial_keeper_ports(sshd: Sshd, exp_id: str) -> list[int]:
+    """The ports NNI's trial keepers on the "remote machine" said they listen on (from their logs)."""
+    logs = (sshd.home / "nni-experiments" / exp_id / "environments").glob("*/trial_keeper*/trial_keeper.log")
+    return [int(port) for log in logs for port in re.findall(r"Running on port (\d+)", log.read_text())]
+
+
 def remove_remote_files(sshd: Sshd, exp_id: str) -> None:
     """What NNI left on the "remote machine": under the sshd's HOME, and reuse mode's /tmp folder."""
     shutil.rmtree(sshd.home / "nni-experiments" / exp_id, ignore_errors=True)
@@ -242,6 +255,9 @@ def test_digits_search_on_remote_machines_reaches_done(tmp_path, sshd, reuse, ma
     try:
         outcome = nni_experiment.wait(exp, poll=2.0, progress=False, timeout=900)
         jobs = rest.get(port, "trial-jobs") or []
+        keepers = trial_keeper_ports(sshd, exp.id)  # still running until the experiment stops
+        reached = {(address, keeper): connect_errno(address, keeper)
+                   for keeper in keepers for address in ["127.0.0.1", *own_non_loopback_ipv4()]}
     finally:
         exp.stop()
         remove_remote_files(sshd, exp.id)
@@ -254,6 +270,10 @@ def test_digits_search_on_remote_machines_reaches_done(tmp_path, sshd, reuse, ma
     assert all(0 <= v["accuracy"] <= 100 and v["flops_norm"] > 0 for v in values)
     assert {v["candidate"] for v in values} == rest.submitted_keys(jobs, CANDIDATE_FIELD)
     assert len({v["candidate"] for v in values}) == len(jobs)  # no architecture trained twice
+    if not reuse:  # one trial keeper per machine, which the shim keeps off every other interface
+        assert len(keepers) == machines
+        assert reached == {(address, keeper): 0 if address == "127.0.0.1" else errno.ECONNREFUSED
+                           for address, keeper in reached}
 
 
 @pytest.mark.slow
