@@ -277,12 +277,14 @@ def test_digits_search_on_remote_machines_reaches_done(tmp_path, sshd, reuse, ma
 
 
 @pytest.mark.slow
-def test_remote_stop_then_resume_continues_exactly(tmp_path, sshd):
+@pytest.mark.parametrize("reuse, machines", [(False, 1), (True, 2)], ids=["reuse-false", "reuse-true-2-machines"])
+def test_remote_stop_then_resume_continues_exactly(tmp_path, sshd, reuse, machines):
     from tests import test_nni_resume as local
 
     tuner = {"className": "nas_core.nni_adapter.tuner.StrategyTuner", "codeDirectory": str(REPO),
              "classArgs": {"strategy": "evolution", "strategy_args": local.STRATEGY_ARGS, "seed": 3}}
-    config = remote_config(tmp_path, sshd, reuse=False, tuner=tuner, maxTrialNumber=30, trialConcurrency=2,
+    config = remote_config(tmp_path, sshd, reuse=reuse, machines=machines, tuner=tuner, maxTrialNumber=30,
+                           trialConcurrency=2,
                            trial_args={"sleep": 8.0})  # long enough that nnictl stop lands mid-generation
     port = free_port()
     exp = nni_experiment.start(config, port=port, host="127.0.0.1")
