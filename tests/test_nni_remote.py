@@ -3,7 +3,7 @@
 The sshd (Debian's openssh-server, installed by ``.ci/install-sshd``) runs with its own config
 file, host key and client key generated in a temporary folder, on a free port. Its ``SetEnv``
 gives every remote session ``PIP_NO_INDEX=1`` (NNI's remote worker runs ``pip install nni
---upgrade`` at every start), ``PYTHONPATH`` to this checkout (so remote trials import this code)
+--upgrade`` at every start), ``PYTHONPATH`` to this checkout (so remote trials import this code),
 a ``HOME`` in the temporary folder (NNI's remote side writes under ``~/nni-experiments``), and
 ``NODE_OPTIONS`` loading our loopback shim, so that NNI's trial keeper (a node process that NNI
 starts on each worker without ``reuseMode``, and that otherwise listens on every interface
@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
 from nas_core.nni_adapter import experiment as nni_experiment
 from nas_core.nni_adapter import rest
@@ -121,10 +120,10 @@ class Sshd:
     key: Path
     home: Path
 
-    def machine(self, **extra: object) -> dict:
+    def machine(self) -> dict:
         """An NNI ``machineList`` entry for this sshd, trials run by this interpreter."""
         return {"host": "127.0.0.1", "port": self.port, "user": self.user, "sshKeyFile": str(self.key),
-                "pythonPath": str(Path(sys.executable).parent), **extra}
+                "pythonPath": str(Path(sys.executable).parent)}
 
     def run(self, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(["ssh", *SSH_OPTIONS, "-i", str(self.key), "-p", str(self.port),
