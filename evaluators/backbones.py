@@ -1,63 +1,66 @@
-"""Backbones whose searchable layers each get their own output width.
+"""Backbones as torch modules, built from their torch-free layouts (:mod:`spaces.layouts`).
 
-The paper (Sec. 2, "Search Space") searches one expansion ratio per layer; a
-candidate is a mapping ``{layer name: ratio}`` and the layer gets
-``max(1, floor(base * width_scale * ratio + 0.5))`` output channels (round half
-up; ``width_scale`` shrinks the whole family for small data, e.g. 0.125 for the
-8x8 digits demo).
+A candidate is a mapping ``{layer name: ratio}`` over a backbone's searchable layers; the layer gets
+``max(1, floor(base * width_scale * ratio + 0.5))`` output channels
+(:func:`spaces.layouts.layer_channels`; ``width_scale`` shrinks the whole family for small data,
+e.g. 0.125 for the 8x8 digits demo). Binary by default (paper Sec. 2): every conv but the first is
+a :class:`~evaluators.binary.BinaryConv2d`, the first conv and the FC stay full precision;
+``full_precision=True`` builds the same graph with plain ``nn.Conv2d``/``nn.Linear`` everywhere.
 
-Backbones (``BACKBONES``)
--------------------------
-``vgg_small``  (CIFAR-10, 32x32)
-    conv1 128 (full precision) -> conv2 128 -> maxpool -> conv3 256 -> conv4 256
-    -> maxpool -> conv5 512 -> conv6 512 -> maxpool -> adaptive-avg-pool 4x4 ->
-    FC (full precision).  3x3 convs, padding 1, each followed by BatchNorm and
-    ReLU (pooled layers: conv -> maxpool -> BN -> ReLU).  At 32x32 the pool is
-    the identity and the FC sees the paper's 512*4*4 features; smaller inputs
-    (>= 8x8) are average-pooled / replicated to 4x4 so the FC shape never
-    depends on the image size.  Searchable: ``conv1`` ... ``conv6`` (6 dims;
-    the full-precision first conv is widened too, which Table 1's FLOPs and
-    memory confirm).
-``resnet18``  (ImageNet, 224x224)
-    7x7/2 full-precision stem + 3x3/2 maxpool, 4 stages of 2 BasicBlocks with
-    binary 3x3 convs and binary 1x1 stride-2 downsample shortcuts (stages 2-4),
-    global average pool, full-precision FC.
-``resnet18_cifar``
-    The same with a 3x3/1 stem and no maxpool.
+Each layout family has one registered :class:`BackboneFamily` (``register_family``): a function
+building its ``nn.Module`` and one listing its layers analytically (:func:`network_layers`, what the
+cost model counts; a test checks it against forward hooks on the built module).
 
-ResNet width granularity (Fig. 2 of the paper: per-stage widths and per-block
-"middle feature maps"): ``stage{s}.out`` is the output width of every block of
-stage ``s`` and of its shortcut (for stage 1 it is also the stem's width,
-because stage 1's shortcuts are identities -- a separate stem width would force
-an extra projection conv, changing the architecture); ``stage{s}.block{b}.inner``
-is the output width of the first conv of block ``b``.  12 dims in total.
+``PlainLayout`` (``vgg_small``)
+    convs 3x3, padding 1, each followed by BatchNorm and ReLU (pooled layers: conv -> maxpool ->
+    BN -> ReLU), then adaptive-avg-pool to ``fc_spatial`` and the FC. At 32x32 the pool is the
+    identity and the FC sees the paper's 512*4*4 features; smaller inputs (>= 8x8) are
+    average-pooled / replicated to 4x4 so the FC shape never depends on the image size.
+``ResidualLayout`` (``resnet18``, ``resnet18_cifar``)
+    stem conv + BN + ReLU (+ 3x3/2 max-pool for the ImageNet stem), stages of BasicBlocks with
+    binary 3x3 convs and binary 1x1 strided downsample shortcuts, global average pool, FC.
 
-Every network is an ordinary ``nn.Module``.  ``full_precision=True`` builds the
-same graph with plain ``nn.Conv2d``/``nn.Linear`` everywhere.
+A new backbone of one of these families needs only ``spaces.layouts.register_backbone``; a new
+family needs its layout class there and one ``register_family`` call here.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from nas_core.arguments import check_int
+from spaces.layouts import (
+    BackboneLayout,
+    InputSetting,
+    LayerSpec,
+    PlainLayout,
+    ResidualLayout,
+    backbone_names,
+    get_backbone,
+    layer_channels,
+    searchable_layers,
+)
+
 from evaluators.binary import BinaryConv2d
 
 __all__ = [
-    "BACKBONES",
+    "BackboneFamily",
+    "register_family",
     "LayerSpec",
     "InputSetting",
-    "PAPER_SETTINGS",
     "WeightLayer",
+    "PoolLayer",
+    "backbone_names",
     "searchable_layers",
     "layer_channels",
     "build_network",
+    "network_layers",
     "weight_layers",
     "slice_state_dict",
     "VGGSmall",
@@ -65,143 +68,39 @@ __all__ = [
     "BasicBlock",
 ]
 
-BACKBONES: tuple[str, ...] = ("vgg_small", "resnet18", "resnet18_cifar")
 
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One searchable layer: its name and its output width at ratio 1, scale 1."""
-
-    name: str
-    base_channels: int
-
-
-@dataclass(frozen=True)
-class InputSetting:
-    """The input a backbone is designed for: square image side, classes, channels."""
-
-    image_size: int
-    num_classes: int
-    in_channels: int
-
-
-PAPER_SETTINGS: dict[str, InputSetting] = {
-    "vgg_small": InputSetting(32, 10, 3),
-    "resnet18": InputSetting(224, 1000, 3),
-    "resnet18_cifar": InputSetting(32, 10, 3),
-}
-
-_VGG_BASE = (128, 128, 256, 256, 512, 512)
-_VGG_POOL_AFTER = (False, True, False, True, False, True)
-_VGG_FC_SPATIAL = (4, 4)
-_RESNET_STAGE_BASE = (64, 128, 256, 512)
-_RESNET_BLOCKS = 2
-
-
-def _resnet_specs() -> tuple[LayerSpec, ...]:
-    specs: list[LayerSpec] = []
-    for s, base in enumerate(_RESNET_STAGE_BASE, start=1):
-        specs.append(LayerSpec(f"stage{s}.out", base))
-        for b in range(1, _RESNET_BLOCKS + 1):
-            specs.append(LayerSpec(f"stage{s}.block{b}.inner", base))
-    return tuple(specs)
-
-
-_SPECS: dict[str, tuple[LayerSpec, ...]] = {
-    "vgg_small": tuple(LayerSpec(f"conv{i}", c) for i, c in enumerate(_VGG_BASE, start=1)),
-    "resnet18": _resnet_specs(),
-    "resnet18_cifar": _resnet_specs(),
-}
-
-
-def _check_backbone(backbone: str) -> None:
-    if backbone not in _SPECS:
-        raise ValueError(f"unknown backbone {backbone!r}; expected one of {BACKBONES}")
-
-
-def _check_positive(what: str, value: object) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        value_f = float(value)  # type: ignore[arg-type]
-        if math.isfinite(value_f) and value_f > 0:
-            return value_f
-    raise ValueError(f"{what} must be a positive finite number, got {value!r}")
-
-
-def _check_count(what: str, value: object) -> int:
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) > 0:
-        return int(value)
-    raise ValueError(f"{what} must be a positive integer, got {value!r}")
-
-
-def searchable_layers(backbone: str) -> list[LayerSpec]:
-    """The searchable layers of ``backbone`` in network order (one ratio each)."""
-    _check_backbone(backbone)
-    return list(_SPECS[backbone])
-
-
-def _check_ratios(backbone: str, ratios: Mapping[str, float]) -> dict[str, float]:
-    _check_backbone(backbone)
-    if not isinstance(ratios, Mapping):
-        raise TypeError(f"ratios must be a mapping layer name -> ratio, got {type(ratios).__name__}")
-    names = [s.name for s in _SPECS[backbone]]
-    missing = [n for n in names if n not in ratios]
-    extra = sorted(str(k) for k in ratios if k not in names)
-    if extra:
-        raise ValueError(
-            f"unknown layer key(s) {', '.join(repr(k) for k in extra)} for backbone "
-            f"{backbone!r}; expected {names}"
-        )
-    if missing:
-        raise ValueError(
-            f"missing ratio for layer(s) {', '.join(repr(k) for k in missing)} of backbone {backbone!r}"
-        )
-    return {n: _check_positive(f"ratio for layer {n!r}", ratios[n]) for n in names}
-
-
-def _round_half_up(x: float) -> int:
-    # 1e-9 guards against products such as 2.4999999999 caused by float noise.
-    return int(math.floor(x + 0.5 + 1e-9))
-
-
-def layer_channels(
-    backbone: str, ratios: Mapping[str, float], width_scale: float = 1.0
-) -> dict[str, int]:
-    """Output channels of every searchable layer.
-
-    ``channels = max(1, floor(base * width_scale * ratio + 0.5))`` -- round half
-    up (Python's ``round`` would round 2.5 to 2), never below one channel.
-    Missing, extra or unknown keys, an unknown backbone, or a non-positive
-    ratio / width scale raise ``ValueError`` naming the offending key or value.
-    """
-    checked = _check_ratios(backbone, ratios)
-    scale = _check_positive("width_scale", width_scale)
-    return {
-        s.name: max(1, _round_half_up(s.base_channels * scale * checked[s.name]))
-        for s in _SPECS[backbone]
-    }
+def __getattr__(name: str) -> Any:
+    # Kept for callers written before the registry: always the current registrations.
+    if name == "BACKBONES":
+        return backbone_names()
+    if name == "PAPER_SETTINGS":
+        return {n: get_backbone(n).paper for n in backbone_names()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- models
 
 
 class VGGSmall(nn.Module):
-    """VGG-small with per-layer widths ``channels`` (6 ints, conv1..conv6)."""
+    """A plain chain of 3x3 convs with per-layer widths ``channels`` (VGG-small: 6, conv1..conv6)."""
 
     def __init__(
         self,
-        channels: list[int],
+        channels: Sequence[int],
         *,
+        pool_after: Sequence[bool] = (False, True, False, True, False, True),
+        fc_spatial: tuple[int, int] = (4, 4),
         full_precision: bool = False,
         num_classes: int = 10,
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        if len(channels) != 6:
-            raise ValueError(f"VGGSmall needs 6 widths, got {len(channels)}")
+        if len(channels) != len(pool_after):
+            raise ValueError(f"VGGSmall needs {len(pool_after)} widths, got {len(channels)}")
+        self.depth = len(channels)
         conv_cls = nn.Conv2d if full_precision else BinaryConv2d
         prev = in_channels
-        for i, (c, pool) in enumerate(zip(channels, _VGG_POOL_AFTER), start=1):
+        for i, (c, pool) in enumerate(zip(channels, pool_after), start=1):
             cls = nn.Conv2d if i == 1 else conv_cls  # first layer stays full precision
             setattr(self, f"conv{i}", cls(prev, c, 3, padding=1, bias=False))
             setattr(self, f"pool{i}", nn.MaxPool2d(2) if pool else nn.Identity())
@@ -211,16 +110,16 @@ class VGGSmall(nn.Module):
         # A binary conv quantises its input with round(clip(x, 0, 1)), which already zeroes
         # negatives: the ReLU before it changes nothing (its gradient differs only at exactly 0)
         # and costs a pass over the activations, so it is skipped there (bench B3).
-        self._relu_after = [full_precision or i == 6 for i in range(1, 7)]
-        self.avgpool = nn.AdaptiveAvgPool2d(_VGG_FC_SPATIAL)
-        spatial = _VGG_FC_SPATIAL[0] * _VGG_FC_SPATIAL[1]
+        self._relu_after = [full_precision or i == self.depth for i in range(1, self.depth + 1)]
+        self.avgpool = nn.AdaptiveAvgPool2d(fc_spatial)
+        spatial = fc_spatial[0] * fc_spatial[1]
         self.classifier = nn.Linear(prev * spatial, num_classes)
         # state-dict key -> spatial positions per input channel of a flattened
         # C*H*W input (used by slice_state_dict to slice per channel).
         self.flattened_inputs: dict[str, int] = {"classifier.weight": spatial}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        for i in range(1, 7):
+        for i in range(1, self.depth + 1):
             x = getattr(self, f"conv{i}")(x)
             x = getattr(self, f"pool{i}")(x)
             x = getattr(self, f"bn{i}")(x)
@@ -256,12 +155,12 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """ResNet-18 with per-stage output widths and per-block inner widths."""
+    """ResNet-18 (or any BasicBlock ResNet) with per-stage output widths and per-block inner widths."""
 
     def __init__(
         self,
-        stage_out: list[int],
-        inner: list[list[int]],
+        stage_out: Sequence[int],
+        inner: Sequence[Sequence[int]],
         *,
         imagenet_stem: bool,
         full_precision: bool = False,
@@ -279,6 +178,7 @@ class ResNet18(nn.Module):
             self.maxpool = nn.Identity()
         self.bn1 = nn.BatchNorm2d(s1)
         self.relu = nn.ReLU(inplace=True)
+        self.stages = len(stage_out)
         prev = s1
         for s, (out_c, inners) in enumerate(zip(stage_out, inner), start=1):
             blocks = OrderedDict()
@@ -293,50 +193,9 @@ class ResNet18(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for s in range(1, 5):
+        for s in range(1, self.stages + 1):
             x = getattr(self, f"stage{s}")(x)
         return self.fc(torch.flatten(self.avgpool(x), 1))
-
-
-def _resnet_widths(ch: Mapping[str, int]) -> tuple[list[int], list[list[int]]]:
-    stage_out = [ch[f"stage{s}.out"] for s in range(1, 5)]
-    inner = [[ch[f"stage{s}.block{b}.inner"] for b in range(1, _RESNET_BLOCKS + 1)] for s in range(1, 5)]
-    return stage_out, inner
-
-
-def build_network(
-    backbone: str,
-    ratios: Mapping[str, float],
-    *,
-    width_scale: float = 1.0,
-    full_precision: bool = False,
-    num_classes: int = 10,
-    in_channels: int = 3,
-) -> nn.Module:
-    """Build ``backbone`` with the widths given by ``ratios`` (see ``layer_channels``).
-
-    Binary by default (first conv and FC stay full precision, as in the paper);
-    ``full_precision=True`` gives the same graph with plain layers everywhere.
-    """
-    ch = layer_channels(backbone, ratios, width_scale)
-    num_classes = _check_count("num_classes", num_classes)
-    in_channels = _check_count("in_channels", in_channels)
-    if backbone == "vgg_small":
-        return VGGSmall(
-            [ch[s.name] for s in _SPECS[backbone]],
-            full_precision=full_precision,
-            num_classes=num_classes,
-            in_channels=in_channels,
-        )
-    stage_out, inner = _resnet_widths(ch)
-    return ResNet18(
-        stage_out,
-        inner,
-        imagenet_stem=(backbone == "resnet18"),
-        full_precision=full_precision,
-        num_classes=num_classes,
-        in_channels=in_channels,
-    )
 
 
 # ------------------------------------------------------------- analytic layer list
@@ -368,6 +227,24 @@ class WeightLayer:
         return self.out_channels * self.out_positions
 
 
+@dataclass(frozen=True)
+class PoolLayer:
+    """A max-pool: ``kernel_size``² comparisons per output value (counted by some conventions only)."""
+
+    name: str
+    channels: int
+    kernel_size: int
+    out_positions: int
+
+    @property
+    def outputs(self) -> int:
+        """Number of output values the pool produces for one image."""
+        return self.channels * self.out_positions
+
+
+Layer = WeightLayer | PoolLayer
+
+
 def _conv_out(size: int, k: int, s: int, p: int, where: str) -> int:
     out = (size + 2 * p - k) // s + 1
     if out < 1:
@@ -379,57 +256,44 @@ def _conv(name: str, binary: bool, cin: int, cout: int, k: int, hw: tuple[int, i
     return WeightLayer(name, binary, cin, cout, k, hw[0] * hw[1], k * k * cin, k * k * cin * cout, False)
 
 
-def weight_layers(
-    backbone: str,
-    ratios: Mapping[str, float],
-    *,
-    width_scale: float = 1.0,
-    full_precision: bool = False,
-    image_size: int | tuple[int, int] | None = None,
-    num_classes: int | None = None,
-    in_channels: int | None = None,
-) -> list[WeightLayer]:
-    """Every conv/FC layer of the network ``build_network`` would build, analytically.
+def _plain_layers(layout: PlainLayout, ch: Mapping[str, int], *, binary: bool, size: tuple[int, int],
+                  num_classes: int, in_channels: int) -> list[Layer]:
+    h, w = size
+    layers: list[Layer] = []
+    prev = in_channels
+    for i, (spec, pool) in enumerate(zip(layout.layers, layout.pool_after), start=1):
+        c = ch[spec.name]
+        h, w = _conv_out(h, 3, 1, 1, spec.name), _conv_out(w, 3, 1, 1, spec.name)
+        layers.append(_conv(f"conv{i}", binary and i > 1, prev, c, 3, (h, w)))
+        if pool:
+            h, w = _conv_out(h, 2, 2, 0, f"pool{i}"), _conv_out(w, 2, 2, 0, f"pool{i}")
+            layers.append(PoolLayer(f"pool{i}", c, 2, h * w))
+        prev = c
+    feat = prev * layout.fc_spatial[0] * layout.fc_spatial[1]
+    layers.append(WeightLayer("classifier", False, feat, num_classes, 1, 1, feat, feat * num_classes, True))
+    return layers
 
-    Mirrors the modules exactly (tests check it against forward hooks), so cost
-    accounting needs no model.  ``None`` settings default to ``PAPER_SETTINGS``.
-    """
-    ch = layer_channels(backbone, ratios, width_scale)
-    paper = PAPER_SETTINGS[backbone]
-    size = paper.image_size if image_size is None else image_size
-    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    if h < 1 or w < 1:
-        raise ValueError(f"image_size must be positive, got {size!r}")
-    ncls = paper.num_classes if num_classes is None else _check_count("num_classes", num_classes)
-    cin = paper.in_channels if in_channels is None else _check_count("in_channels", in_channels)
-    binary = not full_precision
-    layers: list[WeightLayer] = []
 
-    if backbone == "vgg_small":
-        prev = cin
-        for i, spec in enumerate(_SPECS[backbone], start=1):
-            c = ch[spec.name]
-            h, w = _conv_out(h, 3, 1, 1, spec.name), _conv_out(w, 3, 1, 1, spec.name)
-            layers.append(_conv(f"conv{i}", binary and i > 1, prev, c, 3, (h, w)))
-            if _VGG_POOL_AFTER[i - 1]:
-                h, w = _conv_out(h, 2, 2, 0, f"pool{i}"), _conv_out(w, 2, 2, 0, f"pool{i}")
-            prev = c
-        feat = prev * _VGG_FC_SPATIAL[0] * _VGG_FC_SPATIAL[1]
-        layers.append(WeightLayer("classifier", False, feat, ncls, 1, 1, feat, feat * ncls, True))
-        return layers
+def _residual_widths(layout: ResidualLayout, ch: Mapping[str, int]) -> tuple[list[int], list[list[int]]]:
+    return [ch[n] for n in layout.stage_names()], [[ch[n] for n in names] for names in layout.inner_names()]
 
-    stage_out, inner = _resnet_widths(ch)
-    if backbone == "resnet18":
+
+def _residual_layers(layout: ResidualLayout, ch: Mapping[str, int], *, binary: bool, size: tuple[int, int],
+                     num_classes: int, in_channels: int) -> list[Layer]:
+    h, w = size
+    stage_out, inner = _residual_widths(layout, ch)
+    layers: list[Layer] = []
+    if layout.stem == "imagenet":
         h, w = _conv_out(h, 7, 2, 3, "conv1"), _conv_out(w, 7, 2, 3, "conv1")
-        layers.append(_conv("conv1", False, cin, stage_out[0], 7, (h, w)))
+        layers.append(_conv("conv1", False, in_channels, stage_out[0], 7, (h, w)))
         h, w = _conv_out(h, 3, 2, 1, "maxpool"), _conv_out(w, 3, 2, 1, "maxpool")
+        layers.append(PoolLayer("maxpool", stage_out[0], 3, h * w))
     else:
         h, w = _conv_out(h, 3, 1, 1, "conv1"), _conv_out(w, 3, 1, 1, "conv1")
-        layers.append(_conv("conv1", False, cin, stage_out[0], 3, (h, w)))
+        layers.append(_conv("conv1", False, in_channels, stage_out[0], 3, (h, w)))
     prev = stage_out[0]
-    for s in range(1, 5):
-        out_c = stage_out[s - 1]
-        for b, mid in enumerate(inner[s - 1], start=1):
+    for s, (out_c, mids) in enumerate(zip(stage_out, inner), start=1):
+        for b, mid in enumerate(mids, start=1):
             stride = 2 if (s > 1 and b == 1) else 1
             pre = f"stage{s}.block{b}"
             h2, w2 = _conv_out(h, 3, stride, 1, pre), _conv_out(w, 3, stride, 1, pre)
@@ -438,8 +302,121 @@ def weight_layers(
             if stride != 1 or prev != out_c:
                 layers.append(_conv(f"{pre}.downsample.0", binary, prev, out_c, 1, (h2, w2)))
             h, w, prev = h2, w2, out_c
-    layers.append(WeightLayer("fc", False, prev, ncls, 1, 1, prev, prev * ncls, True))
+    layers.append(WeightLayer("fc", False, prev, num_classes, 1, 1, prev, prev * num_classes, True))
     return layers
+
+
+# ------------------------------------------------------------- the family registry
+
+
+@dataclass(frozen=True)
+class BackboneFamily:
+    """How the evaluators build and count every backbone of one layout class.
+
+    ``build(layout, channels, *, full_precision, num_classes, in_channels)`` returns the module;
+    ``layers(layout, channels, *, binary, size, num_classes, in_channels)`` lists its conv/FC layers
+    and max-pools in network order, exactly as the module has them. ``channels`` maps every
+    searchable layer to its width.
+    """
+
+    build: Callable[..., nn.Module]
+    layers: Callable[..., list[Layer]]
+
+
+_FAMILIES: dict[type[BackboneLayout], BackboneFamily] = {}
+
+
+def register_family(layout_type: type[BackboneLayout], *, build: Callable[..., nn.Module],
+                    layers: Callable[..., list[Layer]]) -> None:
+    """Teach the evaluators to build and count the backbones described by ``layout_type``."""
+    if not (isinstance(layout_type, type) and issubclass(layout_type, BackboneLayout)):
+        raise TypeError(f"register_family needs a BackboneLayout subclass, got {layout_type!r}")
+    if layout_type in _FAMILIES:
+        raise ValueError(f"a family for {layout_type.__name__} is already registered")
+    _FAMILIES[layout_type] = BackboneFamily(build, layers)
+
+
+def _family(layout: BackboneLayout) -> BackboneFamily:
+    for cls in type(layout).__mro__:
+        if cls in _FAMILIES:
+            return _FAMILIES[cls]
+    raise ValueError(f"backbone {layout.name!r}: no family registered for {type(layout).__name__} "
+                     "(evaluators.backbones.register_family)")
+
+
+def _build_plain(layout: PlainLayout, ch: Mapping[str, int], **cfg: Any) -> nn.Module:
+    return VGGSmall([ch[s.name] for s in layout.layers], pool_after=layout.pool_after,
+                    fc_spatial=layout.fc_spatial, **cfg)
+
+
+def _build_residual(layout: ResidualLayout, ch: Mapping[str, int], **cfg: Any) -> nn.Module:
+    stage_out, inner = _residual_widths(layout, ch)
+    return ResNet18(stage_out, inner, imagenet_stem=layout.stem == "imagenet", **cfg)
+
+
+register_family(PlainLayout, build=_build_plain, layers=_plain_layers)
+register_family(ResidualLayout, build=_build_residual, layers=_residual_layers)
+
+
+def build_network(
+    backbone: str,
+    ratios: Mapping[str, float],
+    *,
+    width_scale: float = 1.0,
+    full_precision: bool = False,
+    num_classes: int = 10,
+    in_channels: int = 3,
+) -> nn.Module:
+    """Build the registered ``backbone`` with the widths given by ``ratios`` (see ``layer_channels``).
+
+    Binary by default (first conv and FC stay full precision, as in the paper);
+    ``full_precision=True`` gives the same graph with plain layers everywhere.
+    """
+    ch = layer_channels(backbone, ratios, width_scale)
+    num_classes = check_int("num_classes", num_classes, minimum=1)
+    in_channels = check_int("in_channels", in_channels, minimum=1)
+    layout = get_backbone(backbone)
+    return _family(layout).build(layout, ch, full_precision=full_precision, num_classes=num_classes,
+                                 in_channels=in_channels)
+
+
+def _image_size(value: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        side = check_int("image_size", value, minimum=1)
+        return side, side
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
+        return check_int("image_size[0]", value[0], minimum=1), check_int("image_size[1]", value[1], minimum=1)
+    raise ValueError(f"image_size must be a positive integer or (height, width), got {value!r}")
+
+
+def network_layers(
+    backbone: str,
+    ratios: Mapping[str, float],
+    *,
+    width_scale: float = 1.0,
+    full_precision: bool = False,
+    image_size: int | tuple[int, int] | None = None,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+) -> list[Layer]:
+    """Every conv/FC layer and max-pool of the network ``build_network`` would build, analytically.
+
+    Mirrors the modules exactly (tests check it against forward hooks), so cost accounting needs
+    no model. ``None`` settings default to the backbone's paper input (``layout.paper``).
+    """
+    ch = layer_channels(backbone, ratios, width_scale)
+    layout = get_backbone(backbone)
+    paper = layout.paper
+    size = _image_size(paper.image_size if image_size is None else image_size)
+    ncls = paper.num_classes if num_classes is None else check_int("num_classes", num_classes, minimum=1)
+    cin = paper.in_channels if in_channels is None else check_int("in_channels", in_channels, minimum=1)
+    return _family(layout).layers(layout, ch, binary=not full_precision, size=size, num_classes=ncls,
+                                  in_channels=cin)
+
+
+def weight_layers(backbone: str, ratios: Mapping[str, float], **settings: Any) -> list[WeightLayer]:
+    """The conv/FC layers of :func:`network_layers` (same arguments), in network order."""
+    return [layer for layer in network_layers(backbone, ratios, **settings) if isinstance(layer, WeightLayer)]
 
 
 # ------------------------------------------------------------- weight inheritance

@@ -13,7 +13,7 @@ from typing import Any
 
 from nas_core.errors import UserError
 
-DATASET_BACKBONE = {"digits": "vgg_small", "cifar10": "vgg_small", "imagenet": "resnet18"}
+from evaluators.datasets import dataset_names, dataset_settings, get_dataset
 
 
 class CommandError(UserError, ValueError):
@@ -21,7 +21,7 @@ class CommandError(UserError, ValueError):
 
 
 def _ratios(text: str | None, backbone: str) -> dict[str, float]:
-    from .backbones import searchable_layers
+    from spaces.layouts import searchable_layers
 
     names = [layer.name for layer in searchable_layers(backbone)]
     if text is None:
@@ -39,17 +39,18 @@ def _ratios(text: str | None, backbone: str) -> dict[str, float]:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from .backbones import BACKBONES
+    from spaces.layouts import backbone_names
+
     from .cost import network_cost
 
-    if args.backbone not in BACKBONES:
-        raise CommandError(f"unknown backbone {args.backbone!r}; expected one of {', '.join(BACKBONES)}")
+    if args.backbone not in backbone_names():
+        raise CommandError(f"unknown backbone {args.backbone!r}; expected one of {', '.join(backbone_names())}")
     ratios = _ratios(args.ratios, args.backbone)
     try:
         cost = network_cost(args.backbone, ratios, width_scale=args.width_scale, full_precision=args.full_precision,
-                            image_size=args.image_size, num_classes=args.num_classes)
+                            image_size=args.image_size, num_classes=args.num_classes, convention=args.convention)
         reference = network_cost(args.backbone, {k: 1.0 for k in ratios}, width_scale=args.width_scale,
-                                 image_size=args.image_size, num_classes=args.num_classes)
+                                 image_size=args.image_size, num_classes=args.num_classes, convention=args.convention)
     except ValueError as err:
         raise CommandError(str(err)) from None
     data: dict[str, Any] = {
@@ -57,6 +58,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
         "ratios": ratios,
         "full_precision": args.full_precision,
         "width_scale": args.width_scale,
+        "convention": args.convention,
         "flops": cost.flops,
         "flops_norm": cost.flops / reference.flops,
         "memory_bits": cost.memory_bits,
@@ -70,7 +72,9 @@ def cmd_cost(args: argparse.Namespace) -> int:
         kind = "full precision" if args.full_precision else "binary (first conv and FC full precision)"
         print(f"{args.backbone}, {kind}, width scale {args.width_scale}")
         print(f"  ratios       {', '.join(f'{k}={v:g}' for k, v in ratios.items())}")
-        print(f"  FLOPs        {cost.flops / 1e6:.2f} M  (MACs; binary MACs / 64)  = {data['flops_norm']:.3f} × binary 1×")
+        rule = "MACs; binary MACs / 64" + ("; + BN and max-pool ops" if args.convention == "table2" else "")
+        print(f"  FLOPs        {cost.flops / 1e6:.2f} M  ({rule}, convention {args.convention})"
+              f"  = {data['flops_norm']:.3f} × binary 1×")
         print(f"  memory       {cost.memory_bits / 1e6:.2f} Mbit  (32 bits per FP weight, 1 per binary weight)")
         print(f"  parameters   {cost.params}")
     return 0
@@ -80,7 +84,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from .retrain import RETRAIN_DEFAULTS, read_architecture, retrain
 
     arch = read_architecture(args.arch)
-    backbone = args.backbone or DATASET_BACKBONE[args.dataset]
+    backbone = args.backbone or get_dataset(args.dataset).backbone
     overrides: dict[str, Any] = {}
     for field in ("epochs", "lr", "batch_size", "optimizer", "weight_decay", "schedule"):
         value = getattr(args, field)
@@ -128,7 +132,7 @@ def paper_description(saved: dict[str, Any] | None, *, backbone: str | None = No
     for a search saved without a description (older versions), one made from them and the defaults."""
     from nas_core.arguments import check_choice, check_number, check_positive
 
-    from .fitness import DATASET_SETTINGS, BinaryWidthEvaluator
+    from .fitness import BinaryWidthEvaluator
 
     if saved is not None and saved.get("name") != BinaryWidthEvaluator.name:
         raise CommandError(f"paper-report: the search's evaluator is {saved.get('name')!r}, not "
@@ -144,12 +148,12 @@ def paper_description(saved: dict[str, Any] | None, *, backbone: str | None = No
     previous = dict(description.get("setting") or {})
     try:
         if dataset is not None:
-            check_choice("--dataset", dataset, sorted(DATASET_SETTINGS))
+            check_choice("--dataset", dataset, sorted(dataset_names()))
             previous = {k: v for k, v in previous.items() if k == "backbone"}  # the rest follows the data set
         chosen = dataset or previous.get("dataset") or "digits"
-        defaults = DATASET_SETTINGS[chosen]
+        defaults = dataset_settings()[chosen]
         setting = {
-            "backbone": backbone or previous.get("backbone") or DATASET_BACKBONE[chosen],
+            "backbone": backbone or previous.get("backbone") or get_dataset(chosen).backbone,
             "dataset": chosen,
             "width_scale": check_positive("--width-scale", width_scale) if width_scale is not None
             else previous.get("width_scale", defaults["width_scale"]),
@@ -170,8 +174,13 @@ def paper_description(saved: dict[str, Any] | None, *, backbone: str | None = No
 
 def add_cost(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(name, help="FLOPs and memory of one network (the paper's counting rule)")
-    p.add_argument("backbone", help="vgg_small, resnet18 or resnet18_cifar")
-    p.add_argument("--ratios", help="comma-separated ratio per searchable layer, or one for all (default: all 1)")
+    p.add_argument("backbone", help="vgg_small, resnet18 or resnet18_cifar (any registered backbone)")
+    p.add_argument("--ratios", help="comma-separated ratio per searchable layer in the space's order (resnet18: the "
+                                    "4 stage widths, then the 8 block-inner widths, as the authors publish them), "
+                                    "or one for all (default: all 1)")
+    p.add_argument("--convention", default="table1",
+                   help="FLOPs counting: table1 (default; fits the paper's Table 1) or table2 (adds BatchNorm and "
+                        "max-pool operations; fits Table 2's ResNet-18 rows)")
     p.add_argument("--full-precision", action="store_true", help="count every layer as full precision")
     p.add_argument("--width-scale", type=float, default=1.0, help="channel multiplier for small data (default 1)")
     p.add_argument("--image-size", type=int, default=None, help="input side (default: the backbone's paper setting)")
@@ -183,9 +192,9 @@ def add_cost(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignor
 def add_retrain(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(name, help="train an architecture on the full training set with the paper's schedule")
     p.add_argument("arch", help="architecture JSON (layer -> ratio), or a search's best.json")
-    p.add_argument("--dataset", default="digits", choices=sorted(DATASET_BACKBONE), help="default digits")
+    p.add_argument("--dataset", default="digits", choices=dataset_names(), help="default digits")
     p.add_argument("--data-dir", help="data directory (cifar10, imagenet)")
-    p.add_argument("--backbone", help="default: vgg_small for digits/cifar10, resnet18 for imagenet")
+    p.add_argument("--backbone", help="default: the data set's (vgg_small for digits/cifar10, resnet18 for imagenet)")
     p.add_argument("--width-scale", type=float, default=None, help="default: 0.125 for digits, else 1")
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float)

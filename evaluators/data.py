@@ -1,8 +1,9 @@
 """Datasets for the search (train / val) and the final evaluation (test).
 
-``load_dataset(name, ...)`` returns a ``DataSplits`` whose ``val`` split is
-always carved from the training data by a seeded, class-balanced hold-out, so
-search never looks at the test set:
+``load_dataset(name, ...)`` looks ``name`` up in the data set registry
+(:mod:`evaluators.datasets`, where a new data set is one ``register_dataset`` call) and returns a
+``DataSplits`` whose ``val`` split is always carved from the training data by a seeded,
+class-balanced hold-out, so search never looks at the test set. The built-in loaders:
 
 ``digits``    scikit-learn's bundled 8x8 digits (1797 images, no files needed):
               pixels scaled to [0, 1], then normalised with the training
@@ -31,6 +32,7 @@ import math
 import os
 import pickle
 from collections.abc import Iterator, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,10 +40,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from nas_core.errors import UserError
+from nas_core.arguments import check_int, check_optional_int
+
+from evaluators.datasets import DataError, dataset_names, get_dataset
 
 __all__ = [
-    "DATASETS",
     "DataError",
     "DataSplits",
     "load_dataset",
@@ -55,7 +58,6 @@ __all__ = [
     "IMAGENET_STD",
 ]
 
-DATASETS: tuple[str, ...] = ("digits", "cifar10", "imagenet")
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -65,8 +67,11 @@ _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR_TEST = "test_batch"
 
 
-class DataError(UserError, ValueError):
-    """Missing or malformed dataset files (one-line message naming the path)."""
+def __getattr__(name: str) -> Any:
+    # Kept for callers written before the registry: always the current registrations.
+    if name == "DATASETS":
+        return dataset_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -179,7 +184,9 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _load_digits(seed: int, val_size: int | None) -> DataSplits:
+def load_digits(root: str | os.PathLike | None = None, *, seed: int, val_size: int | None,
+                image_size: int | None = None) -> DataSplits:
+    """scikit-learn's 8x8 digits (``root`` and ``image_size`` unused: bundled, fixed size)."""
     from sklearn.model_selection import train_test_split
 
     x, y = _digits_arrays()
@@ -262,7 +269,9 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, list[int]]:
     return data, labels
 
 
-def _load_cifar10(root: str | os.PathLike | None, seed: int, val_size: int | None) -> DataSplits:
+def load_cifar10(root: str | os.PathLike | None, *, seed: int, val_size: int | None,
+                 image_size: int | None = None) -> DataSplits:
+    """CIFAR-10 from ``root/cifar-10-batches-py`` (``image_size`` unused: 32x32)."""
     if root is None:
         raise DataError("cifar10: no root given (expected a directory containing cifar-10-batches-py/)")
     base = Path(root).expanduser() / _CIFAR_DIR
@@ -338,9 +347,10 @@ def _image_folder(path: Path):
         ) from None
 
 
-def _load_imagenet(
-    root: str | os.PathLike | None, seed: int, val_size: int | None, image_size: int | None
+def load_imagenet(
+    root: str | os.PathLike | None, *, seed: int, val_size: int | None, image_size: int | None
 ) -> DataSplits:
+    """ImageNet from ``root/train`` and ``root/val`` ImageFolder trees, at ``image_size`` (default 224)."""
     from torchvision import transforms as T
 
     if root is None:
@@ -355,9 +365,7 @@ def _load_imagenet(
             f"imagenet: {root_p / 'val'} classes differ from {root_p / 'train'} "
             f"({len(test_f.classes)} vs {len(train_f.classes)} class folders)"
         )
-    size = 224 if image_size is None else int(image_size)
-    if size < 1:
-        raise ValueError(f"image_size must be positive, got {image_size!r}")
+    size = get_dataset("imagenet").image_size if image_size is None else check_int("image_size", image_size, minimum=1)
     norm = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *norm])
     eval_tf = T.Compose([T.Resize(int(math.floor(size * 256 / 224 + 0.5))), T.CenterCrop(size), *norm])
@@ -386,20 +394,20 @@ def load_dataset(
     val_size: int | None = None,
     image_size: int | None = None,
 ) -> DataSplits:
-    """Load ``name`` (one of ``DATASETS``) as seeded train/val/test splits.
+    """Load the registered data set ``name`` as seeded train/val/test splits.
 
     ``val_size`` is the number of training images held out for validation
     (defaults: digits 20% of all, cifar10 5000, imagenet 10 per class);
-    ``image_size`` applies to imagenet only (default 224).  The same seed
-    always gives the same split.
+    ``image_size`` may differ from the data set's own only where it is ``resizable``
+    (imagenet, default 224).  The same seed always gives the same split.
     """
-    if name == "digits":
-        return _load_digits(seed, val_size)
-    if name == "cifar10":
-        return _load_cifar10(root, seed, val_size)
-    if name == "imagenet":
-        return _load_imagenet(root, seed, val_size, image_size)
-    raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}")
+    info = get_dataset(name)
+    seed = check_int("seed", seed)
+    val_size = check_optional_int("val_size", val_size, minimum=0)
+    image_size = check_optional_int("image_size", image_size, minimum=1)
+    if image_size is not None and not info.resizable and image_size != info.image_size:
+        raise ValueError(f"{name}: image_size must be {info.image_size} (its images are not resized), got {image_size}")
+    return info.loader()(root, seed=seed, val_size=val_size, image_size=image_size if info.resizable else None)
 
 
 # ------------------------------------------------------------------ loaders

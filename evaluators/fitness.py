@@ -13,24 +13,25 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas_core.arguments import check_choice
 from nas_core.evaluator import CandidateFailed, Evaluator, Metric, Metrics, Objective, Reporter, null_reporter
 from nas_core.space import Architecture
 
 from spaces.width import PAPER_RATIOS, BinaryWidthSpace
 
+from evaluators.datasets import dataset_names, dataset_settings, get_dataset
+
 if TYPE_CHECKING:
     from nas_core.report import ReportSection
     from nas_core.results import SearchResults
 
-DATASET_SETTINGS: dict[str, dict[str, float | int]] = {
-    "digits": {"width_scale": 0.125, "image_size": 8, "num_classes": 10, "in_channels": 1},
-    "cifar10": {"width_scale": 1.0, "image_size": 32, "num_classes": 10, "in_channels": 3},
-    "imagenet": {"width_scale": 1.0, "image_size": 224, "num_classes": 1000, "in_channels": 3},
-}
-"""Per data set: the default width scale and input size, and the classes and input channels."""
+
+def __getattr__(name: str) -> Any:
+    if name == "DATASET_SETTINGS":  # per data set: default width scale and input size, classes, channels
+        return dataset_settings()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class BinaryFitness(Objective):
@@ -51,22 +52,9 @@ class BinaryFitness(Objective):
 
 
 def _check_data_root(dataset: str, data_dir: str | None) -> None:
-    from .data import DATASETS, DataError
-
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset={dataset!r} must be one of {DATASETS}")
-    if dataset == "digits":
-        return
-    if not data_dir:
-        raise DataError(f"{dataset}: data_dir is required (no download here); point it at the data set's directory")
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise DataError(f"{dataset}: data_dir {str(root)!r} does not exist")
-    if dataset == "cifar10" and not (root / "cifar-10-batches-py" / "data_batch_1").is_file():
-        raise DataError(f"cifar10: {root} has no cifar-10-batches-py/data_batch_1 "
-                        "(expected torchvision's CIFAR-10 python format)")
-    if dataset == "imagenet" and not ((root / "train").is_dir() and (root / "val").is_dir()):
-        raise DataError(f"imagenet: {root} needs train/ and val/ ImageFolder trees (one folder per class)")
+    if dataset not in dataset_names():
+        raise ValueError(f"dataset={dataset!r} must be one of {dataset_names()}")
+    get_dataset(dataset).check_root(data_dir)
 
 
 class BinaryWidthEvaluator(Evaluator):
@@ -103,6 +91,7 @@ class BinaryWidthEvaluator(Evaluator):
         subset_per_class: int | None = None,
         val_size: int | None = None,
         lam: float = 4.0,
+        cost_convention: str = "table1",
         seed: int = 0,
         supernet: bool = False,
         supernet_epochs: int | None = None,
@@ -121,10 +110,10 @@ class BinaryWidthEvaluator(Evaluator):
         self.backbone = backbone
         self.dataset = dataset
         self.data_dir = data_dir
-        self.width_scale = DATASET_SETTINGS[dataset]["width_scale"] if width_scale is None else width_scale
+        self.width_scale = get_dataset(dataset).width_scale if width_scale is None else width_scale
         if isinstance(self.width_scale, bool) or not isinstance(self.width_scale, (int, float)) or self.width_scale <= 0:
             raise ValueError(f"width_scale must be a positive number, got {self.width_scale!r}")
-        self.image_size = image_size or int(DATASET_SETTINGS[dataset]["image_size"])
+        self.image_size = image_size or get_dataset(dataset).image_size
         self.train_config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                                         momentum=momentum, weight_decay=weight_decay, schedule=schedule)
         for name, value in (("subset_per_class", subset_per_class), ("val_size", val_size),
@@ -152,6 +141,9 @@ class BinaryWidthEvaluator(Evaluator):
         self.num_workers = num_workers
         self.threads = threads
         self.objective = BinaryFitness(lam)
+        from .cost import CONVENTIONS
+
+        self.cost_convention = check_choice("cost_convention", cost_convention, CONVENTIONS)
         self._supernet_memo: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -161,11 +153,11 @@ class BinaryWidthEvaluator(Evaluator):
     def describe(self) -> dict[str, Any]:
         """The base description plus ``setting``: the network the defaults resolved to, which the
         paper's report (:mod:`evaluators.paper_report`) computes its baselines for."""
-        dataset = DATASET_SETTINGS[self.dataset]
+        dataset = get_dataset(self.dataset)
         return {**super().describe(), "setting": {
             "backbone": self.backbone, "dataset": self.dataset, "width_scale": float(self.width_scale),
-            "image_size": int(self.image_size), "num_classes": int(dataset["num_classes"]),
-            "in_channels": int(dataset["in_channels"]),
+            "image_size": int(self.image_size), "num_classes": dataset.num_classes,
+            "in_channels": dataset.in_channels, "cost_convention": self.cost_convention,
         }}
 
     @classmethod
@@ -180,7 +172,7 @@ class BinaryWidthEvaluator(Evaluator):
         from .data import class_balanced_subset, load_dataset
 
         splits = load_dataset(self.dataset, root=self.data_dir, seed=self.seed, val_size=self.val_size,
-                              **({"image_size": self.image_size} if self.dataset == "imagenet" else {}))
+                              **({"image_size": self.image_size} if get_dataset(self.dataset).resizable else {}))
         train = splits.train
         if self.subset_per_class is not None:
             train = class_balanced_subset(train, self.subset_per_class, seed=self.seed)
@@ -201,7 +193,8 @@ class BinaryWidthEvaluator(Evaluator):
 
         splits, _ = self._data
         return network_cost(self.backbone, ratios, width_scale=self.width_scale, image_size=self.image_size,
-                            num_classes=splits.num_classes, in_channels=splits.in_channels)
+                            num_classes=splits.num_classes, in_channels=splits.in_channels,
+                            convention=self.cost_convention)
 
     def _build(self, ratios: Mapping[str, float]) -> Any:
         import torch

@@ -13,11 +13,13 @@ from torch import nn
 from evaluators.backbones import (
     BACKBONES,
     LayerSpec,
+    PoolLayer,
+    WeightLayer,
     build_network,
     layer_channels,
+    network_layers,
     searchable_layers,
     slice_state_dict,
-    weight_layers,
 )
 from evaluators.binary import is_binary
 from evaluators.cost import network_cost, uniform_ratios
@@ -53,11 +55,15 @@ def test_searchable_layer_names():
     assert searchable_layers("vgg_small") == [
         LayerSpec(f"conv{i}", c) for i, c in enumerate((128, 128, 256, 256, 512, 512), 1)
     ]
-    r = [s.name for s in searchable_layers("resnet18")]
-    assert len(r) == 12 and r[:4] == ["stage1.out", "stage1.block1.inner", "stage1.block2.inner", "stage2.out"]
-    assert r[-1] == "stage4.block2.inner"
+    # The authors' order: the 4 stage widths, then the 8 block-inner widths in block order.
+    assert [s.name for s in searchable_layers("resnet18")] == [
+        "stage1.out", "stage2.out", "stage3.out", "stage4.out",
+        "stage1.block1.inner", "stage1.block2.inner", "stage2.block1.inner", "stage2.block2.inner",
+        "stage3.block1.inner", "stage3.block2.inner", "stage4.block1.inner", "stage4.block2.inner",
+    ]
     assert searchable_layers("resnet18") == searchable_layers("resnet18_cifar")
-    assert [s.base_channels for s in searchable_layers("resnet18")][::3] == [64, 128, 256, 512]
+    assert [s.base_channels for s in searchable_layers("resnet18")] == [64, 128, 256, 512] + [
+        64, 64, 128, 128, 256, 256, 512, 512]
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -127,29 +133,83 @@ def test_rounding_rule_half_up_and_minimum_one():
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_analytic_layer_list_matches_model(backbone):
-    """weight_layers (used by the cost model) equals what forward hooks see on the real module."""
+    """network_layers (what the cost model counts) equals what forward hooks see on the real module."""
     size, cin = SMALL_INPUT[backbone]
     ratios = mixed(backbone, 3)
     net = build_network(backbone, ratios, width_scale=0.125, num_classes=5, in_channels=cin)
-    seen: dict[str, tuple[int, int, int, bool]] = {}
+    seen: dict[str, tuple] = {}
 
     def hook(name):
         def fn(mod, inp, out):
             pos = out.shape[2] * out.shape[3] if out.dim() == 4 else 1
-            fan = mod.weight[0].numel()
-            seen[name] = (out.shape[1], pos, fan, is_binary(mod))
+            if isinstance(mod, nn.MaxPool2d):
+                seen[name] = ("pool", out.shape[1], pos, mod.kernel_size)
+            else:
+                seen[name] = ("weights", out.shape[1], pos, mod.weight[0].numel(), is_binary(mod))
         return fn
 
+    order = []
     for name, m in net.named_modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.MaxPool2d)):
             m.register_forward_hook(hook(name))
+            m.register_forward_pre_hook(lambda mod, inp, name=name: order.append(name))
     net.eval()
     with torch.no_grad():
         net(torch.randn(1, cin, size, size))
-    plan = weight_layers(backbone, ratios, width_scale=0.125, image_size=size, num_classes=5, in_channels=cin)
-    assert {p.name: (p.out_channels, p.out_positions, p.fan_in, p.binary) for p in plan} == seen
+    plan = network_layers(backbone, ratios, width_scale=0.125, image_size=size, num_classes=5, in_channels=cin)
+    expected = {}
+    for p in plan:
+        if isinstance(p, WeightLayer):
+            expected[p.name] = ("weights", p.out_channels, p.out_positions, p.fan_in, p.binary)
+        else:
+            assert isinstance(p, PoolLayer)
+            expected[p.name] = ("pool", p.channels, p.out_positions, p.kernel_size)
+    assert expected == seen
+    # in network order (a downsample shortcut runs before its block's convs, the plan lists it after)
+    assert [p.name for p in plan if "downsample" not in p.name] == [n for n in order if "downsample" not in n]
     cost = network_cost(backbone, ratios, width_scale=0.125, image_size=size, num_classes=5, in_channels=cin)
     assert cost.params == sum(p.numel() for p in net.parameters())
+    pools = [p for p in plan if isinstance(p, PoolLayer)]
+    assert [p.name for p in pools] == {"vgg_small": ["pool2", "pool4", "pool6"], "resnet18": ["maxpool"],
+                                       "resnet18_cifar": []}[backbone]
+
+
+def test_a_backbone_of_a_known_family_is_one_registration():
+    from nas_core.registry import SPACES
+    from spaces.layouts import InputSetting, ResidualLayout, backbone_names, register_backbone, unregister_backbone
+
+    register_backbone(ResidualLayout(name="resnet10_test", paper=InputSetting(32, 10, 3),
+                                     stage_widths=(16, 32, 64), blocks=(1, 2, 1), stem="cifar"))
+    try:
+        space = SPACES.build("binary_width", {"backbone": "resnet10_test"})
+        assert space.names == ("stage1.out", "stage2.out", "stage3.out", "stage1.block1.inner",
+                               "stage2.block1.inner", "stage2.block2.inner", "stage3.block1.inner")
+        ratios = {name: 2.0 for name in space.names}
+        net = build_network("resnet10_test", ratios, num_classes=4)
+        assert net(torch.randn(2, 3, 16, 16)).shape == (2, 4)
+        assert net.stage2[1].conv1.out_channels == 64 and net.fc.in_features == 128
+        cost = network_cost("resnet10_test", ratios, num_classes=4)
+        assert cost.params == sum(p.numel() for p in net.parameters())
+        assert "resnet10_test" in backbone_names()
+    finally:
+        unregister_backbone("resnet10_test")
+    with pytest.raises(ValueError, match="resnet10_test"):
+        build_network("resnet10_test", ratios)
+
+
+def test_registering_a_bad_or_duplicate_backbone_names_the_problem():
+    from spaces.layouts import InputSetting, PlainLayout, ResidualLayout, register_backbone
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_backbone(PlainLayout(name="vgg_small", paper=InputSetting(32, 10, 3), widths=(8,), pool_after=(True,)))
+    with pytest.raises(ValueError, match="pool_after has 1 entries for 2 convs"):
+        PlainLayout(name="x", paper=InputSetting(32, 10, 3), widths=(8, 8), pool_after=(True,))
+    with pytest.raises(ValueError, match="stem must be one of"):
+        ResidualLayout(name="x", paper=InputSetting(32, 10, 3), stage_widths=(8,), blocks=(1,), stem="deep")
+    with pytest.raises(ValueError, match="base width of layer 'conv1'"):
+        register_backbone(PlainLayout(name="x", paper=InputSetting(32, 10, 3), widths=(0,), pool_after=(True,)))
+    with pytest.raises(TypeError, match="BackboneLayout"):
+        register_backbone("resnet50")
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)

@@ -13,6 +13,7 @@ from evaluators.data import (
     CIFAR10_MEAN,
     CIFAR10_STD,
     DataError,
+    DataSplits,
     TensorBatchLoader,
     class_balanced_subset,
     dataset_labels,
@@ -73,6 +74,72 @@ def test_digits_val_size_and_unknown_name():
     assert len(d.val) == 100 and len(d.train) == 1797 - 359 - 100
     with pytest.raises(ValueError, match="mnist"):
         load_dataset("mnist")
+
+
+def test_a_data_set_is_one_registration():
+    from evaluators.datasets import DatasetInfo, dataset_names, get_dataset, register_dataset, unregister_dataset
+
+    def load_noise(root, *, seed, val_size, image_size):
+        g = torch.Generator().manual_seed(seed)
+        part = lambda n: TensorDataset(torch.randn(n, 2, 4, 4, generator=g), torch.arange(n) % 3)  # noqa: E731
+        return DataSplits(part(12), part(val_size or 6), part(6), num_classes=3, in_channels=2, image_size=4)
+
+    register_dataset(DatasetInfo(name="noise_test", load=load_noise, image_size=4, num_classes=3, in_channels=2,
+                                 width_scale=0.5))
+    try:
+        d = load_dataset("noise_test", seed=1, val_size=3, image_size=4)
+        assert (len(d.train), len(d.val), d.num_classes) == (12, 3, 3)
+        assert torch.equal(d.train.tensors[0], load_dataset("noise_test", seed=1).train.tensors[0])
+        with pytest.raises(ValueError, match="noise_test: image_size must be 4 .*got 8"):
+            load_dataset("noise_test", image_size=8)
+        assert "noise_test" in dataset_names() and get_dataset("noise_test").width_scale == 0.5
+        from evaluators.fitness import report_setting
+
+        assert report_setting({"dataset": "noise_test"})["in_channels"] == 2
+    finally:
+        unregister_dataset("noise_test")
+    with pytest.raises(ValueError, match="unknown dataset 'noise_test'"):
+        load_dataset("noise_test")
+
+
+def test_built_in_data_sets_carry_the_evaluator_defaults():
+    from evaluators.datasets import dataset_settings, get_dataset
+
+    assert dataset_settings() == {
+        "digits": {"width_scale": 0.125, "image_size": 8, "num_classes": 10, "in_channels": 1},
+        "cifar10": {"width_scale": 1.0, "image_size": 32, "num_classes": 10, "in_channels": 3},
+        "imagenet": {"width_scale": 1.0, "image_size": 224, "num_classes": 1000, "in_channels": 3},
+    }
+    assert [get_dataset(n).backbone for n in ("digits", "cifar10", "imagenet")] == ["vgg_small", "vgg_small",
+                                                                                      "resnet18"]
+    assert [get_dataset(n).resizable for n in ("digits", "cifar10", "imagenet")] == [False, False, True]
+
+
+def test_data_directory_checks_read_no_file(tmp_path):
+    from evaluators.datasets import get_dataset
+
+    get_dataset("digits").check_root(None)
+    with pytest.raises(DataError, match="cifar10: data_dir is required"):
+        get_dataset("cifar10").check_root(None)
+    with pytest.raises(DataError, match="does not exist"):
+        get_dataset("cifar10").check_root(str(tmp_path / "nope"))
+    with pytest.raises(DataError, match="has no cifar-10-batches-py/data_batch_1 .*CIFAR-10 python format"):
+        get_dataset("cifar10").check_root(str(tmp_path))
+    (tmp_path / "train").mkdir()
+    with pytest.raises(DataError, match="has no val .*needs train/ and val/"):
+        get_dataset("imagenet").check_root(str(tmp_path))
+    (tmp_path / "val").mkdir()
+    get_dataset("imagenet").check_root(str(tmp_path))
+
+
+def test_bad_registration_names_the_field():
+    from evaluators.datasets import DatasetInfo, register_dataset
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_dataset(DatasetInfo(name="digits", load=lambda *a, **k: None, image_size=8, num_classes=10,
+                                     in_channels=1))
+    with pytest.raises(ValueError, match="bad: num_classes must be an integer >= 1, got 0"):
+        DatasetInfo(name="bad", load="x:y", image_size=8, num_classes=0, in_channels=1)
 
 
 # ------------------------------------------------------------------ CIFAR-10

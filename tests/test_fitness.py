@@ -199,7 +199,8 @@ def test_width_space_has_one_named_dimension_per_searchable_layer():
     assert vgg.names == tuple(f"conv{i}" for i in range(1, 7))
     assert all(d.choices == PAPER_RATIOS for d in vgg.dimensions)
     resnet = SPACES.build("binary_width", {"backbone": "resnet18"})
-    assert resnet.names[:3] == ("stage1.out", "stage1.block1.inner", "stage1.block2.inner") and len(resnet.names) == 12
+    assert resnet.names[:5] == ("stage1.out", "stage2.out", "stage3.out", "stage4.out", "stage1.block1.inner")
+    assert len(resnet.names) == 12  # the authors' order: 4 stage widths, then 8 block-inner widths
     assert SPACES.build("binary_width", {"ratios": [1, 2]}).size == 2 ** 6
     from nas_core import PluginArgumentError
 

@@ -112,3 +112,45 @@ def test_choice_lookup_keeps_bools_strings_and_numbers_apart():
         with pytest.raises(InvalidArchitectureError, match=named):
             s.validate({"n": 1, "flag": True, "tag": "1", **bad})
     assert s.dimension("n").index(2.0) == 1 and s.dimension("flag").index(False) == 1
+
+
+# --------------------------------------------------------------------------- the paper's width space
+
+
+def test_width_space_has_one_dimension_per_searchable_layer_of_every_backbone():
+    from spaces.layouts import backbone_names, layer_channels, searchable_layers
+    from spaces.width import PAPER_RATIOS, BinaryWidthSpace
+
+    for backbone in backbone_names():
+        s = BinaryWidthSpace(backbone=backbone)
+        assert s.names == tuple(spec.name for spec in searchable_layers(backbone))
+        assert s.to_nni()[s.names[0]] == {"_type": "choice", "_value": list(PAPER_RATIOS)}
+        assert list(layer_channels(backbone, s.uniform(1))) == list(s.names)
+    resnet = BinaryWidthSpace(backbone="resnet18")
+    assert list(resnet.to_nni())[:5] == ["stage1.out", "stage2.out", "stage3.out", "stage4.out", "stage1.block1.inner"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"backbone": "vgg19"}, "unknown backbone 'vgg19'"),
+    ({"ratios": [0.5, -1]}, "ratio -1"),
+    ({"ratios": []}, "non-empty list"),
+    ({"ratios": [1, True]}, "ratio True"),
+])
+def test_width_space_refuses_bad_arguments(kwargs, message):
+    from spaces.width import BinaryWidthSpace
+
+    with pytest.raises(InvalidSpaceError, match=message):
+        BinaryWidthSpace(**kwargs)
+
+
+def test_layer_channels_round_half_up_and_name_bad_keys():
+    from spaces.layouts import layer_channels
+
+    ratios = {f"conv{i}": 1.0 for i in range(1, 7)}
+    assert layer_channels("vgg_small", ratios, 0.125) == {"conv1": 16, "conv2": 16, "conv3": 32, "conv4": 32,
+                                                           "conv5": 64, "conv6": 64}
+    assert layer_channels("vgg_small", {**ratios, "conv1": 0.25}, 0.078125)["conv1"] == 3  # 2.5 -> 3
+    with pytest.raises(ValueError, match="'conv7'"):
+        layer_channels("vgg_small", {**ratios, "conv7": 1})
+    with pytest.raises(ValueError, match="ratio for layer 'conv2' must be a finite number > 0, got 0"):
+        layer_channels("vgg_small", {**ratios, "conv2": 0})
