@@ -70,7 +70,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # Kept for callers written before the registry: always the current registrations.
+    # Names kept for callers written before the registries; each access reads the registry now.
     if name == "BACKBONES":
         return backbone_names()
     if name == "PAPER_SETTINGS":

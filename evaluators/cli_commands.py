@@ -95,6 +95,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             overrides["milestones"] = tuple(int(m) for m in args.milestones.split(",") if m.strip())
         except ValueError:
             raise CommandError(f"--milestones {args.milestones!r}: expected epochs like 60,120,180") from None
+    if args.dataset not in RETRAIN_DEFAULTS:
+        raise CommandError(f"--dataset {args.dataset}: no retraining recipe (add one to "
+                           "evaluators.retrain.RETRAIN_DEFAULTS)")
     try:
         config = RETRAIN_DEFAULTS[args.dataset].__class__(**{**RETRAIN_DEFAULTS[args.dataset].to_json(), **overrides})
     except ValueError as err:

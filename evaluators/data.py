@@ -32,9 +32,9 @@ import math
 import os
 import pickle
 from collections.abc import Iterator, Sequence
-from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -136,8 +136,7 @@ def class_balanced_subset(
     be passed to skip label discovery (see ``dataset_labels``).  Raises
     ``ValueError`` if some class has fewer than ``per_class`` items.
     """
-    if per_class < 0:
-        raise ValueError(f"per_class must be >= 0, got {per_class}")
+    per_class = check_int("per_class", per_class, minimum=0)
     labels = dataset_labels(dataset) if labels is None else list(labels)
     if len(labels) != len(dataset):  # type: ignore[arg-type]
         raise ValueError(f"{len(labels)} labels for a dataset of {len(dataset)} items")  # type: ignore[arg-type]
@@ -442,8 +441,7 @@ class TensorBatchLoader:
         indices: torch.Tensor | None = None,
         drop_last: bool = False,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = check_int("batch_size", batch_size, minimum=1)
         self.tensors = tuple(tensors)
         self.indices = indices
         self.batch_size = batch_size
