@@ -90,7 +90,7 @@ from nas_core.registry import SPACES
 from spaces.layouts import backbone_names
 built = {name: len(SPACES.build(name, {}).names) for name in SPACES.names()}
 built.update({f"binary_width/{b}": len(SPACES.build("binary_width", {"backbone": b}).names) for b in backbone_names()})
-heavy = sorted(m for m in ("torch", "evaluators", "strategies", "numpy") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "evaluators", "strategies") if m in sys.modules)
 print(json.dumps({"built": built, "heavy": heavy}))
 """
 
