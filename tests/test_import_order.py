@@ -24,14 +24,6 @@ ALLOWED: dict[str, set[str]] = {
 }
 """For each package, the other packages of the four it may import."""
 
-KNOWN_VIOLATIONS: dict[str, set[str]] = {
-    # Issue 12 point 1 moves the paper's report and the plugin commands out of the core; until it lands:
-    "nas_core/report.py": {"evaluators"},
-    "nas_core/cli.py": {"evaluators"},
-}
-"""Edges against the order that are being removed; each must still exist (so that the entry goes
-once it does) and no other module may add one."""
-
 
 def modules() -> list[Path]:
     return sorted(p for package in PACKAGES for p in (REPO / package).rglob("*.py"))
@@ -76,12 +68,8 @@ def test_the_walk_sees_every_module_and_resolves_relative_imports():
 
 
 def test_no_import_runs_against_the_order():
-    found = violations()
-    unexpected = {m: found[m] - KNOWN_VIOLATIONS.get(m, set()) for m in found}
-    unexpected = {m: sorted(bad) for m, bad in unexpected.items() if bad}
-    assert not unexpected, f"imports against nas_core <- spaces <- evaluators, nas_core <- strategies: {unexpected}"
-    gone = {m: sorted(bad - found.get(m, set())) for m, bad in KNOWN_VIOLATIONS.items() if bad - found.get(m, set())}
-    assert not gone, f"fixed: remove from KNOWN_VIOLATIONS {gone}"
+    found = {module: sorted(bad) for module, bad in violations().items()}
+    assert not found, f"imports against nas_core <- spaces <- evaluators, nas_core <- strategies: {found}"
 
 
 CHECK_SPACES = """
