@@ -164,6 +164,7 @@ def paper_description(saved: dict[str, Any] | None, *, backbone: str | None = No
             else previous.get("image_size", defaults["image_size"]),
             "num_classes": previous.get("num_classes", defaults["num_classes"]),
             "in_channels": previous.get("in_channels", defaults["in_channels"]),
+            "cost_convention": previous.get("cost_convention", "table1"),
         }
         if lam is not None:
             check_number("--lam", lam, minimum=0.0)

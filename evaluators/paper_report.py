@@ -53,13 +53,15 @@ class NetworkSetting:
     image_size: int
     num_classes: int
     in_channels: int
+    cost_convention: str = "table1"
 
     def cost(self, ratios: Mapping[str, float], *, full_precision: bool = False) -> Any:
         """:class:`evaluators.cost.Cost` of the network with these per-layer ratios."""
         from .cost import network_cost
 
         return network_cost(self.backbone, ratios, width_scale=self.width_scale, full_precision=full_precision,
-                            image_size=self.image_size, num_classes=self.num_classes, in_channels=self.in_channels)
+                            image_size=self.image_size, num_classes=self.num_classes, in_channels=self.in_channels,
+                            convention=self.cost_convention)
 
     def channels(self, ratios: Mapping[str, float]) -> dict[str, int]:
         from .backbones import layer_channels
@@ -86,7 +88,8 @@ def setting_of(description: Mapping[str, Any] | None) -> tuple[NetworkSetting | 
         return None, "the search's evaluator description has no network setting (give one with `paper-report`)"
     try:
         setting = NetworkSetting(str(saved["backbone"]), float(saved["width_scale"]), int(saved["image_size"]),
-                                 int(saved["num_classes"]), int(saved["in_channels"]))
+                                 int(saved["num_classes"]), int(saved["in_channels"]),
+                                 str(saved.get("cost_convention", "table1")))
         setting.cost(setting.uniform(1.0), full_precision=True)
     except (KeyError, TypeError, ValueError) as err:
         return None, f"the saved network setting {dict(saved)} cannot be computed: {err}"

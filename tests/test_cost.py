@@ -195,3 +195,15 @@ def test_the_evaluator_counts_flops_under_its_convention(convention):
     assert evaluator._cost(ratios) == expected
     with pytest.raises(ValueError, match="cost_convention must be one of 'table1', 'table2'; got 'paper'"):
         BinaryWidthEvaluator(cost_convention="paper")
+
+
+def test_the_paper_report_computes_baselines_under_the_searched_convention():
+    from evaluators.fitness import BinaryWidthEvaluator
+    from evaluators.paper_report import setting_of
+
+    description = BinaryWidthEvaluator(backbone="resnet18_cifar", dataset="digits", cost_convention="table2").describe()
+    setting, why = setting_of(description)
+    assert why is None and setting.cost_convention == "table2"
+    ratios = uniform_ratios("resnet18_cifar", 1)
+    assert setting.cost(ratios) == network_cost("resnet18_cifar", ratios, width_scale=0.125, image_size=8,
+                                                num_classes=10, in_channels=1, convention="table2")

@@ -93,9 +93,10 @@ def test_a_data_set_is_one_registration():
         with pytest.raises(ValueError, match="noise_test: image_size must be 4 .*got 8"):
             load_dataset("noise_test", image_size=8)
         assert "noise_test" in dataset_names() and get_dataset("noise_test").width_scale == 0.5
-        from evaluators.fitness import report_setting
+        from evaluators.fitness import BinaryWidthEvaluator
 
-        assert report_setting({"dataset": "noise_test"})["in_channels"] == 2
+        setting = BinaryWidthEvaluator(dataset="noise_test").describe()["setting"]
+        assert (setting["width_scale"], setting["image_size"], setting["in_channels"]) == (0.5, 4, 2)
     finally:
         unregister_dataset("noise_test")
     with pytest.raises(ValueError, match="unknown dataset 'noise_test'"):

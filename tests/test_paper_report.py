@@ -194,7 +194,8 @@ def test_the_setting_is_read_from_the_saved_description_not_guessed(tmp_path):
 
 def test_paper_description_overrides_and_refuses_other_evaluators():
     saved = paper_description(None, lam=2.0)
-    assert saved["setting"] == {"backbone": "vgg_small", "dataset": "digits", **DIGITS} and saved["objective"]["lam"] == 2.0
+    assert saved["setting"] == {"backbone": "vgg_small", "dataset": "digits", **DIGITS, "cost_convention": "table1"}
+    assert saved["objective"]["lam"] == 2.0
     wider = paper_description(saved, width_scale=0.25)
     assert wider["setting"]["width_scale"] == 0.25 and wider["objective"]["lam"] == 2.0
     with pytest.raises(CommandError, match="'toy', not 'binary_width'"):
@@ -237,4 +238,4 @@ def test_the_paper_evaluator_describes_its_metrics_setting_and_lambda():
     assert description["metrics"][0]["name"] == "accuracy" and directions["accuracy"] == "maximize"
     assert directions["flops"] == directions["flops_norm"] == directions["memory_bits"] == "minimize"
     assert description["objective"] == {"name": "binary_fitness", "lam": 2.0}
-    assert description["setting"] == {"backbone": "vgg_small", "dataset": "digits", **DIGITS}
+    assert description["setting"] == {"backbone": "vgg_small", "dataset": "digits", **DIGITS, "cost_convention": "table1"}
