@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import shlex
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .nni_names import TRIAL_MODULE, TUNER_CLASS
 from .registry import STRATEGIES, PluginArgumentError, RegistryError, build_plugin
 from .space import InvalidSpaceError, SearchSpace
 from .spec import SpecError, build_evaluator, load_mapping_file, parse_args_text
@@ -45,6 +43,8 @@ class SearchConfig:
     evaluator: str | None = None
     evaluator_args: dict[str, Any] = field(default_factory=dict)
     registered_tuners: dict[str, str] = field(default_factory=dict)
+    tuner_space: str | None = None
+    """Our tuner's ``classArgs.space``: the space it builds instead of a plain one from the file."""
 
     @property
     def base_dir(self) -> Path:
@@ -110,20 +110,21 @@ def _read_tuner(config: SearchConfig) -> None:
     class_args = tuner.get("classArgs") or {}
     if not isinstance(class_args, dict):
         raise ConfigError(f"tuner.classArgs={class_args!r} must be a mapping")
-    class_name = str(tuner.get("className") or "").replace(":", ".")
+    from .nni_adapter.tuner import StrategyTuner, is_strategy_tuner
+
     builtin = tuner.get("name")
+    if not is_strategy_tuner(tuner.get("className"), builtin):
+        return  # an NNI tuner (TPE, Evolution...) or someone else's: NNI checks it
     ours = registered_tuner_names()
     if builtin in ours:
         class_args = {"strategy": ours[builtin], **class_args}  # as NNI merges a registered name's classArgs
-    elif class_name != TUNER_CLASS:
-        return  # an NNI tuner (TPE, Evolution...) or someone else's: NNI checks it
     code_dir = str((config.base_dir / str(tuner.get("codeDirectory", "."))).resolve())
-    from .nni_adapter.tuner import StrategyTuner
 
     try:
         with _on_sys_path(code_dir):  # as NNI does for the tuner: codeDirectory appended to sys.path
             built = build_plugin(StrategyTuner, class_args, label="tuner.classArgs")
             config.strategy, config.strategy_args, config.seed = built.strategy_name, built.strategy_args, built.seed
+            config.tuner_space = class_args.get("space") or None
             STRATEGIES.build(config.strategy, config.strategy_args, space=config.space, seed=config.seed)
     except (RegistryError, PluginArgumentError) as err:
         raise ConfigError(f"tuner.classArgs: {err}") from None
@@ -141,26 +142,21 @@ def _on_sys_path(directory: str) -> Iterator[None]:
             sys.path.remove(directory)
 
 
-def _trial_parser() -> argparse.ArgumentParser:
-    from .trial import make_parser
-
-    parser = make_parser()
-    parser.exit_on_error = False
-    return parser
-
-
 def _read_trial(config: SearchConfig, *, check_evaluator: bool) -> None:
+    from .nni_adapter.trial import make_parser, own_operators, space_class_name, trial_arguments
+
     try:
-        words = shlex.split(config.raw["trialCommand"])
+        rest = trial_arguments(config.raw["trialCommand"])
     except ValueError as err:
         raise ConfigError(f"trialCommand {config.raw['trialCommand']!r}: {err}") from None
-    if "-m" not in words or words.index("-m") + 1 >= len(words) or words[words.index("-m") + 1] != TRIAL_MODULE:
+    if rest is None:
         return  # someone else's trial: nothing of ours to check
-    rest = words[words.index("-m") + 2:]
+    parser = make_parser()
+    parser.exit_on_error = False
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
-            args = _trial_parser().parse_args(rest)
+            args = parser.parse_args(rest)
     except (argparse.ArgumentError, SystemExit) as err:
         detail = str(err) if isinstance(err, argparse.ArgumentError) else stderr.getvalue().strip().splitlines()[-1:]
         raise ConfigError(f"trialCommand: {detail if isinstance(detail, str) else ' '.join(detail)}") from None
@@ -178,6 +174,12 @@ def _read_trial(config: SearchConfig, *, check_evaluator: bool) -> None:
     except (SpecError, RegistryError, PluginArgumentError) as err:
         raise ConfigError(f"trialCommand: {err}") from None
     expected = evaluator.search_space()
+    operators = own_operators(expected)
+    if config.strategy is not None and operators and config.tuner_space is None:
+        name = space_class_name(expected)
+        raise ConfigError(
+            f"evaluator {args.evaluator!r} uses space {name}, whose own {', '.join(operators)} the tuner would not "
+            f"use (it rebuilds a plain space from the search space file): add space: {name!r} to tuner.classArgs")
     if expected is not None and expected.to_nni() != config.space.to_nni():
         raise ConfigError(
             f"the search space file does not match evaluator {args.evaluator!r} "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .driver import SearchDriver
-from .evaluator import CandidateFailed, Evaluator, check_metrics, null_reporter
+from .evaluator import CandidateFailed, Evaluator, Reporter, check_metrics, null_reporter
 from .space import Architecture
 from .state_io import read_json, write_json_atomic
 from .strategy import FINISHED, WAIT, Strategy, StrategyError, TrialResult
@@ -26,22 +26,47 @@ _logger = logging.getLogger("nas_core.runner")
 Score = Callable[[Architecture], TrialResult]
 
 
+def score_candidate(evaluator: Evaluator, arch: Architecture, reporter: Reporter = null_reporter) -> TrialResult:
+    """Prepare, time and score one candidate; a failure becomes a failed result, never an exception.
+
+    The one place where a candidate's metrics, fitness and ``evaluator_seconds`` (the time inside
+    ``evaluate`` only: ``prepare``'s once-per-process work is no candidate's compute) are made, for
+    the in-process runner and for NNI trials alike. A failed preparation's reason starts with
+    ``preparing the evaluator: ``.
+    """
+    stage = "preparing the evaluator: "
+    try:
+        evaluator.prepare()
+        stage = ""
+        started = time.perf_counter()
+        metrics = check_metrics(evaluator.evaluate(arch, reporter))
+        fitness = evaluator.objective.fitness(metrics)
+        metrics["evaluator_seconds"] = time.perf_counter() - started
+        return TrialResult.succeeded(metrics, fitness)
+    except CandidateFailed as err:
+        return TrialResult.failed(f"{stage}{err}")
+    except Exception as err:  # the candidate failed; the search goes on
+        _logger.warning("candidate %s failed:\n%s", arch, traceback.format_exc())
+        return TrialResult.failed(f"{stage}{type(err).__name__}: {err}")
+
+
+def describe_evaluator(evaluator: Evaluator) -> dict[str, Any]:
+    """What the search records about its evaluator (:meth:`Evaluator.describe`)."""
+    return dict(evaluator.describe())
+
+
+def record_evaluator(driver: SearchDriver, description: dict[str, Any]) -> None:
+    """Hand the evaluator's description to a driver that keeps one (reports read it)."""
+    setter = getattr(driver, "set_evaluator_description", None)
+    if callable(setter):
+        setter(description)
+
+
 def evaluator_score(evaluator: Evaluator) -> Score:
-    """Turn an evaluator into a scoring function; failures become failed results, never raise."""
+    """Turn an evaluator into a scoring function (:func:`score_candidate` without a reporter)."""
 
     def score(arch: Architecture) -> TrialResult:
-        try:
-            evaluator.prepare()  # once-per-process work (data, supernet) is no candidate's compute
-            started = time.perf_counter()
-            metrics = check_metrics(evaluator.evaluate(arch, null_reporter))
-            fitness = evaluator.objective.fitness(metrics)
-            metrics["evaluator_seconds"] = time.perf_counter() - started
-            return TrialResult.succeeded(metrics, fitness)
-        except CandidateFailed as err:
-            return TrialResult.failed(str(err))
-        except Exception as err:
-            _logger.warning("candidate %s failed:\n%s", arch, traceback.format_exc())
-            return TrialResult.failed(f"{type(err).__name__}: {err}")
+        return score_candidate(evaluator, arch)
 
     return score
 
@@ -70,6 +95,7 @@ def run_search(
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
     scorer: Score = evaluator_score(score) if isinstance(score, Evaluator) else score
     driver = SearchDriver(strategy, batch_order=batch_order)
+    description = describe_evaluator(score) if isinstance(score, Evaluator) else None
     queue: deque[tuple[int, Architecture]] = deque()
     next_trial = 0
     if state_file is not None and Path(state_file).exists():
@@ -77,13 +103,20 @@ def run_search(
         driver.load_state_dict(saved["driver"])
         next_trial = int(saved["next_trial"])
         queue.extend((int(tid), arch) for tid, arch in driver.pending.items())
+        if description is None and isinstance(saved.get("evaluator"), dict):
+            description = saved["evaluator"]
+    if description is not None:
+        record_evaluator(driver, description)
 
     def trained() -> int:
         return sum(1 for r in driver.records if r.source == "trained")
 
     def persist() -> None:
         if state_file is not None:
-            write_json_atomic(state_file, {"next_trial": next_trial, "driver": driver.state_dict()})
+            state: dict[str, Any] = {"next_trial": next_trial, "driver": driver.state_dict()}
+            if description is not None:
+                state["evaluator"] = description
+            write_json_atomic(state_file, state)
 
     bar = _progress_bar(budget, trained(), enabled=progress)
     results_this_call = 0

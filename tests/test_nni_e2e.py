@@ -141,7 +141,7 @@ def test_each_slots_first_trial_runs_in_a_worker_started_while_nni_started(make_
     import os
     import signal
 
-    from nas_core import worker_pool
+    from nas_core.nni_adapter import worker_pool
     from nas_core.nni_adapter.prewarm import predict_trial_launch
     from nni.experiment import ExperimentConfig
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from nas_core import StrategyError, run_search
-from nas_core.runner import evaluator_score
+from nas_core.runner import describe_evaluator, evaluator_score
 from tests.toy_plugins import BatchStrategy, ToyEvaluator, toy_space
 
 
@@ -78,4 +78,29 @@ def test_evaluator_score_prepares_outside_the_timing_and_reports_a_failed_prepar
     result = evaluator_score(evaluator)(arch)
     assert result.ok and evaluator.prepared == 1 and result.metrics["evaluator_seconds"] < 0.25
     failed = evaluator_score(ToyEvaluator(prepare_error="no data"))(arch)
-    assert failed.status == "failed" and failed.reason == "RuntimeError: no data"
+    assert failed.status == "failed" and failed.reason == "preparing the evaluator: RuntimeError: no data"
+
+
+def test_the_runner_and_an_nni_trial_score_a_candidate_the_same_way():
+    from nas_core.nni_adapter.trial import run_trial
+
+    arch = {"layer0": 0, "layer1": 1, "layer2": 0}
+    for evaluator in (ToyEvaluator(epochs=2), ToyEvaluator(prepare_error="no data"), ToyEvaluator(fail_when_sum=1)):
+        in_process = evaluator_score(evaluator)(arch)
+        finals = []
+        run_trial(evaluator, arch, intermediate=lambda m: None, final=finals.append)
+        (final,) = finals
+        assert final["status"] == in_process.status and final.get("reason") == in_process.reason
+        if in_process.ok:
+            assert final["default"] == in_process.fitness
+            assert {k: final[k] for k in in_process.metrics if k != "evaluator_seconds"} == \
+                {k: v for k, v in in_process.metrics.items() if k != "evaluator_seconds"}
+
+
+def test_the_state_file_records_the_evaluator_description(tmp_path):
+    evaluator = ToyEvaluator(epochs=1)
+    state = tmp_path / "state.json"
+    run_search(strategy(), evaluator, budget=2, state_file=state, progress=False)
+    saved = json.loads(state.read_text())
+    assert saved["evaluator"] == describe_evaluator(evaluator)
+    assert saved["evaluator"]["metrics"] == [m.to_json() for m in evaluator.metrics]

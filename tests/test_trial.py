@@ -1,6 +1,6 @@
 import json
 
-from nas_core import trial
+from nas_core.nni_adapter import trial
 from tests.toy_plugins import ToyEvaluator
 
 ARCH = {"layer0": 1, "layer1": 2, "layer2": 3}

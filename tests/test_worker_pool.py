@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nas_core import worker_pool
+from nas_core.nni_adapter import worker_pool
 from tests.fake_nni_channel import FakeTrialChannel
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,1 +1,54 @@
-"""Everything that talks to NNI lives in this package; the rest of nas_core never imports nni."""
+"""Everything that talks to NNI 3.0, and every workaround for it; the rest of nas_core never imports nni.
+
+Modules:
+
+* :mod:`.tuner` — any registered strategy as an NNI custom tuner (slots kept at a barrier, DONE
+  when the strategy is finished, results matched by candidate key, state written after each result);
+* :mod:`.trial` — the trial command (``python -m nas_core.trial`` runs it): parameters in, epochs
+  and a final dict out, with the candidate key and the evaluator's description;
+* :mod:`.trial_io` — one trial's conversation with NNI, built from the environment NNI gave it;
+* :mod:`.worker_pool`, :mod:`.worker_server` — resident trial workers: the trial command is a
+  thin client handing its candidate to a warm process of its slot (benchmark B2: 0.35 → 0.9
+  efficiency), so torch, NNI and the data are loaded once per slot;
+* :mod:`.experiment` — launching and watching an experiment from Python; loads ``loopback.js``
+  (web server on 127.0.0.1) and ``manager_poll.js`` (manager loop 0.02 s instead of 0.5 s, range
+  in ``manager_poll.json``) into NNI's node process;
+* :mod:`.rest` — the few calls to the manager's REST API;
+* :mod:`.registration` — our strategies under NNI builtin tuner names.
+
+NNI private behaviour this package relies on (NNI 3.0 is no longer developed, so these are
+fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them against the installed NNI):
+
+* ``nni.runtime.trial_command_channel.v3.TrialCommandChannelV3`` (:mod:`.trial_io`): a trial
+  channel built from an explicit URL. NNI's public ``get_next_parameter``/``report_*`` bind to
+  one process's environment at import, so a resident worker serving many trials builds one
+  channel per trial; ``get_default_trial_command_channel`` for the older file-based services.
+  Its ``receive_parameter()`` record (``parameter_id``, ``parameters``) and ``send_metric``'s
+  keywords (type, parameter_id, trial_job_id, sequence, value) are what a trial reports with.
+* The trial environment NNI sets (:mod:`.trial_io`, :mod:`.worker_pool`): ``NNI_PLATFORM``,
+  ``NNI_TRIAL_COMMAND_CHANNEL`` (an ``http://`` URL: local and remote services), ``NNI_TRIAL_JOB_ID``,
+  ``NNI_OUTPUT_DIR``, ``NNI_SYS_DIR``, ``NNI_TRIAL_SEQ_ID``, ``NNI_CODE_DIR``: which variables are
+  per trial decides which trials may share a worker.
+* ``NNI_PLATFORM=unittest`` while importing ``nni`` in a worker (:mod:`.worker_server`): importing
+  NNI in a trial's environment redirects the root logger and ``sys.stdout`` for good; the worker
+  serves many trials, so it imports NNI under the platform that configures nothing.
+* ``st_callback`` (:mod:`.tuner`): the keyword NNI's dispatcher passes to
+  ``generate_multiple_parameters``; calling it later fills a requested slot, which is how a
+  strategy waiting at a generation barrier keeps NNI's slots instead of losing them.
+* ``nni.runtime.msg_dispatcher_base.MsgDispatcherBase.report_error``, found with
+  ``gc.get_objects()`` (:mod:`.tuner`): a tuner has no reference to its dispatcher, and a hook that
+  raises kills the dispatcher silently; reporting the error makes the experiment show ERROR.
+* ``Tuner._on_exit`` / ``_on_error`` (:mod:`.tuner`): the only hooks NNI calls on stop
+  (``save_checkpoint`` is never called); the state is written there too.
+* The dispatcher's quirk of replacing the remembered parameters of a request answered in part
+  by ``''`` (:mod:`.tuner`): results are matched by the echoed candidate key, not those parameters.
+* ``NNI_TUNER_COMMAND_CHANNEL`` (``ws://localhost:PORT/tuner``) in the tuner's environment
+  (:mod:`.tuner`, :mod:`.rest`): the manager's port, to lower ``maxTrialNumber`` when the
+  strategy finishes (``PUT experiment?update_type=MAX_TRIAL_NUM``, what the web UI does) and to
+  read ``trial-jobs`` after a resume.
+* ``NNIManager.prototype.initTrainingService`` and its ``pollInterval`` field in NNI's node code
+  (``manager_poll.js``): the 0.5 s loop on which the manager notices ended trials and starts
+  queued ones is hard-coded; the shim lowers it after the training service sets it.
+* NNI's node server calling ``net.Server.prototype.listen`` without a host (``loopback.js``): the
+  shim passes the host, since NNI has no option for it and listens unauthenticated on every interface.
+"""

@@ -13,6 +13,7 @@ used with our own tuner only (:func:`manager_poll_for`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..nni_names import BUILTIN_TUNERS, TUNER_CLASS
 from . import rest
 from .prewarm import prestart_trial_workers
 
@@ -31,9 +31,10 @@ _log = logging.getLogger(__name__)
 
 LOOPBACK_SHIM = Path(__file__).with_name("loopback.js")
 MANAGER_POLL_SHIM = Path(__file__).with_name("manager_poll.js")
-DEFAULT_MANAGER_POLL_S = 0.02
-MANAGER_POLL_RANGE = (0.02, 0.5)
-"""Seconds allowed for the manager's loop: 0.5 is NNI's own value, below 0.02 the loop itself costs CPU."""
+_POLL_LIMITS = json.loads(MANAGER_POLL_SHIM.with_suffix(".json").read_text(encoding="utf-8"))
+DEFAULT_MANAGER_POLL_S: float = _POLL_LIMITS["default"]
+MANAGER_POLL_RANGE: tuple[float, float] = (_POLL_LIMITS["min"], _POLL_LIMITS["max"])
+"""Seconds allowed for the manager's loop (``manager_poll.json``, which the node shim reads too)."""
 TERMINAL = ("DONE", "ERROR", "STOPPED")
 
 
@@ -70,11 +71,12 @@ def manager_poll_for(config: Any, requested: float | None) -> tuple[float | None
     if requested is None:
         return None, None
     check_manager_poll(requested)
-    tuner = config.tuner
-    class_name = str(getattr(tuner, "class_name", None) or "").replace(":", ".")
-    if class_name == TUNER_CLASS or getattr(tuner, "name", None) in BUILTIN_TUNERS:
+    from .tuner import is_strategy_tuner
+
+    class_name, name = getattr(config.tuner, "class_name", None), getattr(config.tuner, "name", None)
+    if is_strategy_tuner(class_name, name):
         return requested, None
-    label = getattr(tuner, "name", None) or class_name or "(none)"
+    label = name or class_name or "(none)"
     return None, (f"manager loop: NNI's own 0.5 s instead of {requested} s, since tuner {label} may fail when a "
                   "trial's end reaches it before the trial's result")
 

@@ -2,18 +2,20 @@
 // NNI 3.0's manager notices finished trials, and starts the next ones, on a fixed loop of
 // 0.5 s for the local training service (NNIManager.pollInterval, set in initTrainingService).
 // With trials of a few seconds that loop costs ~10 % of every slot's time. This lowers that
-// 0.5 s to NAS_CORE_NNI_POLL_S seconds (default 0.02, allowed 0.02 to 0.5). Other values (the
-// 5 s of reuse-mode training services, which query remote machines) are left as NNI sets them.
+// 0.5 s to NAS_CORE_NNI_POLL_S seconds (default and allowed range in manager_poll.json, which the
+// Python side reads too). Other values (the 5 s of reuse-mode training services, which query
+// remote machines) are left as NNI sets them.
 'use strict';
 const Module = require('module');
+const limits = require('./manager_poll.json');
 
-const NNI_LOCAL_INTERVAL = 0.5;
+const NNI_LOCAL_INTERVAL = limits.nni;
 const raw = process.env.NAS_CORE_NNI_POLL_S;
-const seconds = raw === undefined || raw === '' ? 0.02 : Number(raw);
-const valid = Number.isFinite(seconds) && seconds >= 0.02 && seconds <= NNI_LOCAL_INTERVAL;
+const seconds = raw === undefined || raw === '' ? limits.default : Number(raw);
+const valid = Number.isFinite(seconds) && seconds >= limits.min && seconds <= limits.max;
 if (!valid) {
-  process.stderr.write(`nas_core: NAS_CORE_NNI_POLL_S=${raw} is not a number of seconds in [0.02, 0.5]; `
-    + `NNI keeps its own poll interval\n`);
+  process.stderr.write(`nas_core: NAS_CORE_NNI_POLL_S=${raw} is not a number of seconds in [${limits.min}, `
+    + `${limits.max}]; NNI keeps its own poll interval\n`);
 }
 
 function patch(NNIManager) {

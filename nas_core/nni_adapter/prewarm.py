@@ -1,7 +1,7 @@
 """Warm trial workers started while NNI itself starts, for experiments launched from Python.
 
 A trial under NNI's local training service hands its candidate to a resident worker of its slot
-(:mod:`nas_core.worker_pool`); the first trial of each slot would otherwise start that worker
+(:mod:`nas_core.nni_adapter.worker_pool`); the first trial of each slot would otherwise start that worker
 itself and wait for Python, torch, NNI and the data to load (about 2 s on a CPU, benchmark B2).
 The launcher knows the trial command before NNI runs any trial, so it starts those workers
 during the seconds NNI's manager takes to boot.
@@ -46,7 +46,7 @@ def predict_trial_launch(config: Any, experiment_id: str, env: Mapping[str, str]
     ``PYTHON -m nas_core.trial ARGS`` (no shell expansions) qualifies. The trial fields are read
     from the training service, where a canonical config holds them wherever they were written.
     """
-    from ..trial import make_parser
+    from .trial import make_parser
 
     service = config.training_service
     if isinstance(service, list) or getattr(service, "platform", None) != "local":
@@ -89,7 +89,7 @@ def predict_trial_launch(config: Any, experiment_id: str, env: Mapping[str, str]
 def prestart_trial_workers(config: Any, experiment_id: str, env: Mapping[str, str] | None = None) -> str:
     """Start warm workers for the first ``trialConcurrency`` slots of this experiment's trials;
     returns a line saying what was done (the launcher may log it)."""
-    from ..worker_pool import WorkerUnavailable, prestart
+    from .worker_pool import WorkerUnavailable, prestart
 
     launch = predict_trial_launch(config, experiment_id, dict(os.environ if env is None else env))
     if launch is None:

@@ -2,7 +2,7 @@
 
 A :class:`TrialSession` is one trial's conversation with NNI, built from the environment NNI gave
 that trial rather than from ``nni.trial``'s module globals. That is what lets a resident worker
-(:mod:`nas_core.worker_server`) run many trials one after another in one process: each gets its
+(:mod:`nas_core.nni_adapter.worker_server`) run many trials one after another in one process: each gets its
 own session from the environment its trial process forwarded.
 """
 

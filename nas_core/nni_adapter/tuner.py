@@ -37,12 +37,14 @@ from typing import Any
 from nni.tuner import Tuner
 
 from ..driver import SearchDriver
+from ..nni_names import BUILTIN_TUNERS, TUNER_CLASS
 from ..registry import STRATEGIES, PluginArgumentError, check_arguments
+from ..runner import record_evaluator
 from ..scheduling import BATCH_ORDERS
 from ..space import InvalidArchitectureError, SearchSpace
 from ..state_io import read_json, write_json_atomic
 from ..strategy import FINISHED, WAIT, Strategy, TrialResult
-from ..trial import CANDIDATE_FIELD, split_parameters
+from .trial import CANDIDATE_FIELD, RESULT_FIELDS, space_class_name, split_parameters
 from . import rest
 
 _logger = logging.getLogger("nas_core.tuner")
@@ -52,6 +54,12 @@ STATE_FILE = "nas_search_state.json"
 
 class TunerConfigError(PluginArgumentError):
     """A tuner class argument is wrong; the message names it."""
+
+
+def is_strategy_tuner(class_name: str | None, builtin_name: str | None) -> bool:
+    """Whether an NNI config's tuner (``className``, with ``:`` or ``.``, or registered ``name``) is
+    :class:`StrategyTuner`."""
+    return str(class_name or "").replace(":", ".") == TUNER_CLASS or builtin_name in BUILTIN_TUNERS
 
 
 def candidate_hash(key: str) -> str:
@@ -64,7 +72,7 @@ def result_from_value(value: Any) -> TrialResult:
     if isinstance(value, dict):
         if value.get("status") == "failed":
             return TrialResult.failed(str(value.get("reason") or "trial reported failure"), value)
-        metrics = {k: v for k, v in value.items() if k not in ("default", "candidate", "status", "reason")}
+        metrics = {k: v for k, v in value.items() if k not in RESULT_FIELDS}
         return TrialResult.succeeded(metrics, value.get("default"))  # type: ignore[arg-type]
     return TrialResult.succeeded({}, value)
 
@@ -122,6 +130,7 @@ class StrategyTuner(Tuner):
         self._finish_requested = False
         self._fatal: str | None = None
         self._epoch = 1  # bumped on every resume; a stale tuner of an older epoch never writes
+        self._evaluator: dict[str, Any] | None = None  # the trials' evaluator.describe()
 
     @property
     def strategy_name(self) -> str:
@@ -166,6 +175,8 @@ class StrategyTuner(Tuner):
                     # A resumed manager reuses or renumbers parameter ids: match by architecture.
                     self._driver.forget_trial_ids()
                     self._sent_keys = dict(self._loaded_state.get("sent_keys", {}))
+                    if isinstance(self._loaded_state.get("evaluator"), dict):
+                        self._note_evaluator(self._loaded_state["evaluator"])
                     _logger.info("resumed: %d results, %d candidates in flight",
                                  len(self._driver.records), len(self._driver.orphans))
                     if self._driver.orphans:
@@ -284,12 +295,35 @@ class StrategyTuner(Tuner):
                     # NNI 3.0's dispatcher, when a request is answered only in part, overwrites the
                     # parameters it remembers for the request's first id with ''; use what was sent.
                     parameters = self._params_by_id.get(parameter_id, {})
+                self._check_trial_side(value)
                 arch = self._arch_of(parameters, value)
                 outcome = self._driver.complete(arch, result_from_value(value))
                 _logger.info("trial %s (%s): %s", parameter_id, outcome, value)
                 self._after_result()
             except Exception:
                 _logger.exception("cannot use the result of parameter %s: %r", parameter_id, value)
+
+    def _check_trial_side(self, value: Any) -> None:
+        """Keep the evaluator's description a trial sent, and refuse a space class whose own
+        operators this tuner's strategy would silently go without."""
+        if not isinstance(value, dict):
+            return
+        if isinstance(value.get("evaluator"), dict) and value["evaluator"] != self._evaluator:
+            self._note_evaluator(value["evaluator"])
+        trial_space = value.get("space")
+        assert self._driver is not None
+        if trial_space and trial_space != space_class_name(self._driver.space) and not self._fatal:
+            self._report_fatal(
+                f"the evaluator's space {trial_space} has its own operators, which a space rebuilt from the search "
+                f"space file lacks: add space: {trial_space} (and its space_args) to the tuner's classArgs")
+
+    def _note_evaluator(self, description: dict[str, Any]) -> None:
+        assert self._driver is not None
+        self._evaluator = dict(description)
+        try:
+            record_evaluator(self._driver, self._evaluator)
+        except Exception as err:  # e.g. a strategy told to use a metric the evaluator does not declare
+            self._report_fatal(f"evaluator {description.get('name')!r}: {err}")
 
     def _arch_of(self, parameters: dict[str, Any], value: Any) -> dict[str, Any]:
         assert self._driver is not None
@@ -333,6 +367,7 @@ class StrategyTuner(Tuner):
                     return
                 for entry in data:
                     try:
+                        self._check_trial_side(entry.get("value"))
                         arch = self._arch_of(dict(entry["parameter"]), entry.get("value"))
                         outcome = self._driver.complete(arch, result_from_value(entry.get("value")))
                         _logger.info("imported %s: %s", entry.get("parameter"), outcome)
@@ -462,6 +497,8 @@ class StrategyTuner(Tuner):
                 "sent_keys": self._sent_keys,
                 "driver": self._driver.state_dict(),
             }
+            if self._evaluator is not None:
+                state["evaluator"] = self._evaluator
             write_json_atomic(self._state_path, state)
         except Exception:
             _logger.exception("cannot write search state to %s", self._state_path)

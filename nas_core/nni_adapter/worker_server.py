@@ -1,18 +1,18 @@
 """A resident worker: runs trials one after another in one warm process.
 
-Started by :mod:`nas_core.worker_pool` for one slot of a pool; not meant to be run by hand::
+Started by :mod:`nas_core.nni_adapter.worker_pool` for one slot of a pool; not meant to be run by hand::
 
-    python -m nas_core.worker_server --socket SLOT.sock --lock SLOT.lock --idle-timeout 120 [--warm ARGV]
+    python -m nas_core.nni_adapter.worker_server --socket SLOT.sock --lock SLOT.lock --idle-timeout 120 [--warm ARGV]
 
 Each connection is one trial: the client sends its command line, environment and working
-directory; the worker adopts that environment and directory, runs :func:`nas_core.trial.main`
+directory; the worker adopts that environment and directory, runs :func:`nas_core.nni_adapter.trial.main`
 with its output sent back to the client, and answers the exit status. Built evaluators are kept
 between trials (keyed on their name, arguments and directory), so torch, NNI and the data set
 are loaded once per worker instead of once per trial. An evaluator's ``evaluate`` must not
 depend on earlier calls, which :func:`nas_core.run_search` already requires.
 
 A worker started ahead of its first trial (``--warm``, a trial command line as a JSON list; see
-:func:`nas_core.worker_pool.prestart`) builds that trial's evaluator while it waits, so the
+:func:`nas_core.nni_adapter.worker_pool.prestart`) builds that trial's evaluator while it waits, so the
 first trial of the slot finds torch, NNI and the data loaded too. The socket appears only once
 it accepts connections; a trial that connects during the warm-up waits for it to end.
 
@@ -37,7 +37,7 @@ import time
 import traceback
 from typing import Any
 
-from .evaluator import Evaluator
+from ..evaluator import Evaluator
 from .worker_pool import send_message
 
 CANCELLED_EXIT = 75
@@ -217,7 +217,7 @@ def serve(socket_path: str, lock_path: str, idle_timeout: float, warm: list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nas_core.worker_server", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m nas_core.nni_adapter.worker_server", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--socket", required=True, help="Unix socket to listen on")
     parser.add_argument("--lock", required=True, help="the slot's lock file (taken only to exit when idle)")

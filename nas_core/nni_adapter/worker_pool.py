@@ -11,7 +11,7 @@ launcher that knows the trial command can start the workers before the first tri
 A pool belongs to one set of trials that may share a process: same Python, same working
 directory, same trial arguments and same environment apart from the variables NNI sets per trial
 (so each experiment gets its own pool; a trial given GPUs does not use a pool at all, see
-:func:`nas_core.trial.main`). A slot is held by an exclusive file lock for the whole trial, so a
+:func:`nas_core.nni_adapter.trial.main`). A slot is held by an exclusive file lock for the whole trial, so a
 worker serves one trial at a time. Everything here is standard library only: the client must start in milliseconds.
 
 Failure handling:
@@ -147,7 +147,7 @@ def _spawn_worker(directory: Path, slot: int, env: Mapping[str, str], cwd: str,
     """Start the slot's worker, detached (NNI must not kill it with the trial); the caller holds the slot."""
     sock_path = directory / f"slot-{slot}.sock"
     sock_path.unlink(missing_ok=True)  # left by a worker that died; we hold the slot, none is alive
-    command = [executable or sys.executable, "-m", "nas_core.worker_server", "--socket", str(sock_path),
+    command = [executable or sys.executable, "-m", "nas_core.nni_adapter.worker_server", "--socket", str(sock_path),
                "--lock", str(directory / f"slot-{slot}.lock"), "--idle-timeout", str(idle_timeout(env))]
     if warm is not None:
         command += ["--warm", json.dumps(list(warm))]
