@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import socket
 import sys
@@ -90,8 +91,6 @@ def prepare_job(args: argparse.Namespace, folder: Path) -> tuple[Path, dict[str,
         strategy_args["population_size"] = args.population
     if args.generations is not None:
         strategy_args["generations"] = args.generations
-    if args.prefetch is not None:
-        class_args["prefetch"] = args.prefetch
     if args.worker is not None:
         config["trialCommand"] = f"{config['trialCommand']} --worker {args.worker}"
     if args.max_trials is not None:
@@ -103,8 +102,8 @@ def prepare_job(args: argparse.Namespace, folder: Path) -> tuple[Path, dict[str,
     return config_path, config
 
 
-def run_experiment(config_path: Path, *, progress: bool, timeout: float, manager_poll: float | None,
-                   prestart: bool = True) -> tuple[Any, list[dict[str, Any]], float]:
+def run_experiment(config_path: Path, *, progress: bool, timeout: float,
+                   manager_poll: float | None) -> tuple[Any, list[dict[str, Any]], float]:
     """Run the experiment to its end; returns (outcome, NNI's trial jobs, seconds from start to end)."""
     from nas_core.nni_adapter import experiment as nni_experiment
     from nas_core.nni_adapter import rest
@@ -112,8 +111,7 @@ def run_experiment(config_path: Path, *, progress: bool, timeout: float, manager
     nni_experiment.quiet_nni_logging()
     port = free_port()
     with stopwatch() as wall:
-        exp = nni_experiment.start(config_path, port=port, host="127.0.0.1", manager_poll=manager_poll,
-                                   prestart_workers=prestart, say=print)
+        exp = nni_experiment.start(config_path, port=port, host="127.0.0.1", manager_poll=manager_poll, say=print)
         try:
             outcome = nni_experiment.wait(exp, poll=1.0, progress=progress, timeout=timeout)
             jobs = rest.get(port, "trial-jobs") or []
@@ -362,13 +360,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--population", type=int, help="strategy_args.population_size")
     parser.add_argument("--generations", type=int, help="strategy_args.generations")
     parser.add_argument("--max-trials", type=int, help="maxTrialNumber")
-    parser.add_argument("--prefetch", type=int, help="tuner classArgs.prefetch (0: no candidate queued ahead)")
     parser.add_argument("--worker", choices=("auto", "off"), help="trial command's --worker (off: a process per trial)")
     parser.add_argument("--manager-poll", type=manager_poll, default=DEFAULT_MANAGER_POLL_S, metavar="SECONDS",
                         help="NNI manager's loop for trial ends, as `nas_core search --manager-poll` "
                              f"(default {DEFAULT_MANAGER_POLL_S}; 'nni': NNI's own 0.5)")
-    parser.add_argument("--no-prestart", dest="prestart", action="store_false",
-                        help="do not start the trial workers while NNI starts (each slot's first trial starts its own)")
     parser.add_argument("--concurrency", type=int, help="trialConcurrency")
     parser.add_argument("--epochs", type=int, help="evaluator epochs")
     parser.add_argument("--threads", type=int, help="evaluator threads per trial")
@@ -390,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_path, config = prepare_job(args, work / "job")
     concurrency = int(config.get("trialConcurrency", 1))
     outcome, jobs, wall = run_experiment(config_path, progress=not args.no_progress, timeout=args.timeout,
-                                       manager_poll=args.manager_poll, prestart=args.prestart)
+                                       manager_poll=args.manager_poll)
     records = state_records(outcome.experiment_dir)
     rows = trial_rows(jobs, state_seconds(records))
     if not rows:
@@ -411,8 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"per trial (median): compute {per['compute_median']:.2f} s, overhead {per['overhead_median']:.2f} s"
           + (f", dispatch gap {per['dispatch_median']:.2f} s" if per["dispatch_median"] is not None else ""))
     firsts = ", ".join(f"{s:.2f}" if s is not None else "?" for s in per["first_in_slot_overhead"])
-    print(f"overhead of each slot's first trial (worker start, unless started ahead): {firsts} s")
-    print(f"experiment wall time from start() to {outcome.status}: {wall:.1f} s (includes NNI start-up)")
+    print(f"overhead of each slot's first trial (it starts the slot's worker): {firsts} s")
+    print(f"experiment wall time from start() to {outcome.status}: {wall:.1f} s (includes NNI start-up); "
+          f"Σ compute / (wall time × {concurrency}) = {summary['compute']['seconds'] / (wall * concurrency):.3f}")
     replay = summary.get("barrier_replay")
     if replay:
         print(f"barrier only, no other overhead (replayed trial times; generations of {replay['generation_sizes']} "
@@ -421,7 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(args.out / f"{STEM}.json", {
         **meta, "experiment_id": outcome.experiment_id, "status": outcome.status, "errors": outcome.errors,
         "experiment_dir": str(outcome.experiment_dir), "config": config, "tuner_args": class_args,
-        "experiment_wall_seconds": wall, "summary": summary, "table": text, "trials": rows,
+        "experiment_wall_seconds": wall, "load_average_at_end": list(os.getloadavg()), "summary": summary,
+        "table": text, "trials": rows,
     })
     write_csv(args.out / f"{STEM}.csv", rows)
     plot(rows, summary, args.out / f"{STEM}.png",

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     """The public names are loaded on first use, so that ``python -m nas_core.trial``'s thin client
-    (see :mod:`nas_core.worker_pool`) does not pay for importing the whole core."""
+    (:mod:`nas_core.nni_adapter.worker_pool`) starts without importing the whole core: the one
+    piece of NNI machinery outside the adapter, kept because it pays (docs/benchmarks.md, B2)."""
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -164,13 +164,12 @@ def test_helpers():
 
 
 def test_b2_flags_rewrite_the_copied_job(tmp_path):
-    args = b2.parse_args(["--prefetch", "0", "--worker", "off", "--population", "2", "--max-trials", "3"])
+    args = b2.parse_args(["--worker", "off", "--population", "2", "--max-trials", "3"])
     _, config = b2.prepare_job(args, tmp_path / "job")
-    assert config["tuner"]["classArgs"]["prefetch"] == 0
     assert config["tuner"]["classArgs"]["strategy_args"]["population_size"] == 2
     assert config["trialCommand"].endswith("--worker off") and config["maxTrialNumber"] == 3
     written = (tmp_path / "job" / "config.yml").read_text()
-    assert "--worker off" in written and "prefetch: 0" in written
+    assert "--worker off" in written and "population_size: 2" in written
 
 
 def test_b2_strategy_flags_replace_or_extend_the_strategy_arguments(tmp_path):

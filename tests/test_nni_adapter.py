@@ -105,7 +105,7 @@ def test_a_space_with_its_own_operators_is_named_in_the_result():
 
 
 def make_tuner(tmp_path, **kw):
-    tuner = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0, prefetch=0,
+    tuner = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0,
                           state_file=str(tmp_path / "state.json"), missing_result_timeout=-1, **kw)
     tuner.update_search_space(toy_space().to_nni())
     return tuner

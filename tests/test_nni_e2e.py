@@ -133,33 +133,3 @@ def test_nni_own_tuners_run_unchanged_on_our_space_and_trial(make_toy_config, tu
     assert len(jobs) == 4 and all(job["status"] == "SUCCEEDED" for job in jobs)
     metrics = [json.loads(json.loads(job["finalMetricData"][0]["data"])) for job in jobs]
     assert all(0 <= m["default"] <= 100 and m["flops_norm"] > 0 for m in metrics)
-
-
-@pytest.mark.slow
-def test_each_slots_first_trial_runs_in_a_worker_started_while_nni_started(make_toy_config):
-    import contextlib
-    import os
-    import signal
-
-    from nas_core.nni_adapter import worker_pool
-    from nas_core.nni_adapter.prewarm import predict_trial_launch
-    from nni.experiment import ExperimentConfig
-
-    command = ("python3 -m nas_core.trial --evaluator tests.toy_plugins:ProcessReportingEvaluator "
-               """--args '{"sleep": 0.2}'""")
-    config = make_toy_config(trialCommand=command, maxTrialNumber=4)
-    outcome, jobs = run_experiment(config)  # nas_core's launcher: workers started ahead by default
-    launch = predict_trial_launch(ExperimentConfig.load(str(config)).canonical_copy(), outcome.experiment_id,
-                                  os.environ)  # the environment start() left for NNI's manager
-    assert launch is not None, "the launch of this config was not predicted"
-    pool = worker_pool.pools_root() / worker_pool.pool_key(launch.argv, launch.env, launch.cwd, launch.executable)
-    logs = [(pool / f"slot-{slot}.log").read_text() if (pool / f"slot-{slot}.log").exists() else ""
-            for slot in (0, 1)]
-    workers = {int(log.split()[1]) for log in logs if log}
-    for pid in workers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    assert outcome.status == "DONE", outcome.errors
-    assert all("warmed up" in log and log.count("serving") == 1 for log in logs), logs
-    trial_pids = {int(json.loads(json.loads(job["finalMetricData"][0]["data"]))["pid"]) for job in jobs}
-    assert trial_pids == workers, "a trial ran outside the workers started ahead"

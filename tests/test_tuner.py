@@ -12,7 +12,6 @@ STRATEGY = "tests.toy_plugins:BatchStrategy"
 
 
 def make(tmp_path, **kw):
-    kw.setdefault("prefetch", 0)  # queuing ahead has its own tests below
     kw.setdefault("strategy_args", {"batch": 2, "batches": 2})
     tuner = StrategyTuner(strategy=STRATEGY, seed=0, state_file=str(tmp_path / "state.json"),
                           missing_result_timeout=-1, **kw)
@@ -44,7 +43,7 @@ def test_state_is_persisted_after_every_result_and_resume_continues(tmp_path):
     state = json.loads((tmp_path / "state.json").read_text())
     assert len(state["driver"]["records"]) == 1
     # resume: a new tuner process loads the state; the running trial's result arrives via import_data
-    again = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0, prefetch=0,
+    again = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0,
                           state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
     again.load_checkpoint()
     again.update_search_space(toy_space().to_nni())
@@ -98,8 +97,6 @@ def test_bad_space_is_reported_not_raised(tmp_path):
     ({"optimize_mode": "minimize"}, "optimize_mode='minimize'"),
     ({"strategy_args": {"seed": 1}}, "'seed' is set by the framework"),
     ({"strategy_args": [1]}, "arguments must be a mapping"),
-    ({"prefetch": -1}, "prefetch=-1"),
-    ({"prefetch": 1.5}, "prefetch=1.5"),
 ])
 def test_bad_class_args_stop_before_any_trial(kw, message):
     with pytest.raises(TunerConfigError, match=message):
@@ -134,7 +131,7 @@ def test_orphan_whose_rerun_failed_is_failed_so_no_barrier_waits_forever(tmp_pat
     tuner = make(tmp_path)
     a, b = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
     tuner.receive_trial_result(1, a, result(a, 1.0))
-    again = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0, prefetch=0,
+    again = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0,
                           state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
     again.load_checkpoint()
     again.update_search_space(toy_space().to_nni())
@@ -152,7 +149,7 @@ def test_orphan_whose_rerun_failed_is_failed_so_no_barrier_waits_forever(tmp_pat
 def test_orphan_whose_job_succeeded_unheard_takes_the_result_from_the_manager(tmp_path):
     tuner = make(tmp_path)
     a, b = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
-    again = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0, prefetch=0,
+    again = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0,
                           state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
     again.load_checkpoint()
     again.update_search_space(toy_space().to_nni())
@@ -164,7 +161,7 @@ def test_orphan_whose_job_succeeded_unheard_takes_the_result_from_the_manager(tm
 
 
 def resumed(tmp_path):
-    again = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0, prefetch=0,
+    again = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0,
                           state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
     again.load_checkpoint()
     again.update_search_space(toy_space().to_nni())
@@ -194,56 +191,6 @@ def test_a_stale_tuner_never_overwrites_the_resumed_state(tmp_path):
     old.receive_trial_result(2, params[1], result(params[1], 2.0))  # the old manager's tuner, still alive
     old._on_exit()
     assert (tmp_path / "state.json").read_text() == written
-
-
-class FakeDispatcher:
-    """Parameter ids from one counter, as NNI's dispatcher gives them to requests and to the tuner."""
-
-    def __init__(self, monkeypatch):
-        import nni.runtime.msg_dispatcher as dispatcher
-
-        self.next_id = 100
-        monkeypatch.setattr(dispatcher, "_create_parameter_id", self.new_id)
-        self.sent = []
-
-    def new_id(self):
-        self.next_id += 1
-        return self.next_id - 1
-
-    def request(self, tuner, count):
-        ids = [self.new_id() for _ in range(count)]
-        params = tuner.generate_multiple_parameters(ids, st_callback=lambda pid, p: self.sent.append((pid, p)))
-        self.sent.extend(zip(ids, params))
-        return list(zip(ids, params))
-
-
-def test_prefetch_queues_one_candidate_ahead_but_never_across_a_barrier(tmp_path, monkeypatch):
-    """NNI at trialConcurrency 2: it asks for one trial per ended trial and runs its queue in order."""
-    nni = FakeDispatcher(monkeypatch)
-    tuner = make(tmp_path, prefetch=1, strategy_args={"batch": 4, "batches": 2})
-
-    def end_and_request(pid):
-        params = dict(nni.sent)[pid]
-        tuner.receive_trial_result(pid, params, result(params, 1.0))
-        nni.request(tuner, 1)
-
-    nni.request(tuner, 2)  # ids 100, 101
-    assert [pid for pid, _ in nni.sent] == [102, 100, 101]  # the batch's third queued ahead (as id 102)
-    end_and_request(100)  # NNI starts 102 at once; its request 103 gets the batch's last
-    assert [pid for pid, _ in nni.sent][3:] == [103]
-    end_and_request(101)  # request 104 waits at the barrier: nothing queued ahead either
-    end_and_request(102)  # request 105 waits too
-    assert len(nni.sent) == 4
-    end_and_request(103)  # batch complete: kept ids 104, 105 run; 106 waits in NNI's queue: one ahead again
-    assert [pid for pid, _ in nni.sent][4:] == [104, 105, 106]
-    assert len({p["_candidate"] for _, p in nni.sent}) == 7
-
-
-def test_prefetch_zero_hands_out_only_what_nni_asks_for(tmp_path, monkeypatch):
-    nni = FakeDispatcher(monkeypatch)
-    tuner = make(tmp_path, prefetch=0, strategy_args={"batch": 4, "batches": 2})
-    nni.request(tuner, 2)
-    assert len(nni.sent) == 2
 
 
 def test_result_is_used_when_nni_lost_the_parameters_of_a_partly_answered_request(tmp_path):

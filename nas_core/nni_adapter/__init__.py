@@ -16,6 +16,9 @@ Modules:
 * :mod:`.rest` — the few calls to the manager's REST API;
 * :mod:`.registration` — our strategies under NNI builtin tuner names.
 
+Outside this package, only ``nas_core/__init__``'s lazily loaded names serve NNI: they keep the
+thin client's start free of the core's imports (B2 in docs/benchmarks.md has the figures).
+
 NNI private behaviour this package relies on (NNI 3.0 is no longer developed, so these are
 fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them against the installed NNI):
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from . import rest
-from .prewarm import prestart_trial_workers
 
 _log = logging.getLogger(__name__)
 
@@ -128,14 +127,12 @@ def quiet_nni_logging() -> None:
 
 
 def start(config_path: str | Path, *, port: int, host: str | None, experiment_id: str | None = None,
-          manager_poll: float | None = DEFAULT_MANAGER_POLL_S, prestart_workers: bool = True,
-          say: Callable[[str], None] | None = None) -> Any:
+          manager_poll: float | None = DEFAULT_MANAGER_POLL_S, say: Callable[[str], None] | None = None) -> Any:
     """Start the experiment described by ``config_path`` in the background; returns it.
 
     ``manager_poll``: see :func:`bind_environment`; NNI's own tuners keep NNI's loop
-    (:func:`manager_poll_for`). ``prestart_workers``: start the trials' resident workers while
-    NNI boots (:mod:`nas_core.nni_adapter.prewarm`), so that no trial waits for one. ``say`` is
-    given the lines that tell what was decided (they are logged at INFO level otherwise).
+    (:func:`manager_poll_for`). ``say`` is given the lines that tell what was decided (they are
+    logged at INFO level otherwise).
     """
     from nni.experiment import Experiment, ExperimentConfig
 
@@ -146,8 +143,6 @@ def start(config_path: str | Path, *, port: int, host: str | None, experiment_id
     tell = say or _log.info
     if note is not None:
         tell(note)
-    if prestart_workers:
-        tell(prestart_trial_workers(config.canonical_copy(), experiment.id))
     experiment.start(port)
     return experiment
 

@@ -147,16 +147,6 @@ def _build_evaluator(args: argparse.Namespace, cache: dict[Any, Evaluator] | Non
     return cache[key]
 
 
-def prepare_evaluator(argv: list[str], cache: dict[Any, Evaluator]) -> None:
-    """Build into ``cache`` the evaluator of trial command line ``argv``, and load the NNI trial
-    channel, as a resident worker started ahead of its first trial does (errors propagate)."""
-    args = make_parser().parse_args(argv)
-    _build_evaluator(args, cache).prepare()
-    from .trial_io import load_http_channel
-
-    load_http_channel()
-
-
 def main(argv: list[str] | None = None, *, evaluators: dict[Any, Evaluator] | None = None,
          in_worker: bool = False) -> int:
     """Run one trial; ``evaluators`` and ``in_worker`` are set by the resident worker that runs it."""

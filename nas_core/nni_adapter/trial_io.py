@@ -29,11 +29,6 @@ def has_http_channel(env: Mapping[str, str] | None = None) -> bool:
     return url.startswith("http://")
 
 
-def load_http_channel() -> None:
-    """Import NNI's HTTP trial channel (what a resident worker does before its first trial)."""
-    import nni.runtime.trial_command_channel.v3  # noqa: F401
-
-
 class TrialSession:
     """Parameters and metrics of one NNI trial, identified by the environment NNI set for it."""
 

@@ -44,7 +44,7 @@ from ..scheduling import BATCH_ORDERS
 from ..space import InvalidArchitectureError, SearchSpace
 from ..state_io import read_json, write_json_atomic
 from ..strategy import FINISHED, WAIT, Strategy, TrialResult
-from .trial import CANDIDATE_FIELD, RESULT_FIELDS, space_class_name, split_parameters
+from .trial import CANDIDATE_FIELD, RESULT_FIELDS, own_operators, split_parameters
 from . import rest
 
 _logger = logging.getLogger("nas_core.tuner")
@@ -90,7 +90,6 @@ class StrategyTuner(Tuner):
         optimize_mode: str = "maximize",
         state_file: str | None = None,
         missing_result_timeout: float = 30.0,
-        prefetch: int = 1,
         batch_order: str = "longest_first",
     ) -> None:
         super().__init__()
@@ -99,8 +98,6 @@ class StrategyTuner(Tuner):
             raise TunerConfigError(f"optimize_mode={optimize_mode!r}: fitness is always maximised; use 'maximize'")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TunerConfigError(f"seed={seed!r} must be an integer")
-        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
-            raise TunerConfigError(f"prefetch={prefetch!r} must be a whole number >= 0 (candidates queued ahead)")
         if batch_order not in BATCH_ORDERS:
             raise TunerConfigError(f"batch_order={batch_order!r} must be one of {', '.join(BATCH_ORDERS)}")
         self._batch_order = batch_order
@@ -117,8 +114,6 @@ class StrategyTuner(Tuner):
         self._space_args = dict(space_args or {})
         self._state_path = Path(state_file) if state_file else self._default_state_path()
         self._missing_result_timeout = float(missing_result_timeout)
-        self._prefetch = prefetch
-        self._requested = 0  # parameter ids NNI asked for
 
         self._lock = threading.RLock()
         self._driver: SearchDriver | None = None
@@ -221,7 +216,6 @@ class StrategyTuner(Tuner):
                     self._st_callback = kwargs["st_callback"]
                 if self._driver is None or self._fatal:
                     return out
-                self._requested += len(parameter_id_list)
                 for i, pid in enumerate(parameter_id_list):
                     answer = self._driver.ask(pid)
                     if answer is FINISHED:
@@ -232,7 +226,6 @@ class StrategyTuner(Tuner):
                             self._waiting.extend(parameter_id_list[i:])
                         break
                     out.append(self._parameters(answer, pid))
-                self._queue_ahead()
                 self._persist()
             except Exception as err:
                 _logger.exception("generate_multiple_parameters failed")
@@ -259,29 +252,6 @@ class StrategyTuner(Tuner):
             self._waiting.pop(0)
             if answer is FINISHED:
                 self._waiting.clear()
-                self._request_finish()
-                return
-            self._st_callback(pid, self._parameters(answer, pid))
-        self._queue_ahead()
-
-    def _queue_ahead(self) -> None:
-        """Keep ``prefetch`` candidates queued in NNI beyond the ones it asked for.
-
-        NNI asks for a new trial only when it notices one ended (it polls every 0.5 s) and starts
-        the answer on its next poll; a candidate already in its queue starts on the poll that
-        notices the end, half a second earlier. Only candidates the strategy can give without
-        waiting are queued, so a generation barrier is never crossed early.
-        """
-        assert self._driver is not None
-        while (self._prefetch and not self._waiting and self._st_callback is not None and not self._finish_requested
-               and len(self._params_by_id) - self._requested < self._prefetch):
-            from nni.runtime.msg_dispatcher import _create_parameter_id
-
-            pid = _create_parameter_id()
-            answer = self._driver.ask(pid)
-            if answer is WAIT:
-                return
-            if answer is FINISHED:
                 self._request_finish()
                 return
             self._st_callback(pid, self._parameters(answer, pid))
@@ -312,7 +282,9 @@ class StrategyTuner(Tuner):
             self._note_evaluator(value["evaluator"])
         trial_space = value.get("space")
         assert self._driver is not None
-        if trial_space and trial_space != space_class_name(self._driver.space) and not self._fatal:
+        # Only a tuner whose space has no operators of its own refuses: a class named in classArgs
+        # may be imported under another module path here than in the trial.
+        if trial_space and not own_operators(self._driver.space) and not self._fatal:
             self._report_fatal(
                 f"the evaluator's space {trial_space} has its own operators, which a space rebuilt from the search "
                 f"space file lacks: add space: {trial_space} (and its space_args) to the tuner's classArgs")

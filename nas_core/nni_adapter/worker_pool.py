@@ -4,9 +4,7 @@ A fresh trial process imports torch and NNI and loads its data before it trains 
 small candidate that costs as much as the training (see docs/benchmarks.md, B2). The trial
 command therefore stays a thin client: it takes a free *slot* of a pool, connects to that slot's
 worker (started on first use, kept warm between trials), forwards its command line, environment
-and working directory, relays the worker's output and exits with the trial's exit status. A
-launcher that knows the trial command can start the workers before the first trial
-(:func:`prestart`), with the evaluator built and its data loaded.
+and working directory, relays the worker's output and exits with the trial's exit status.
 
 A pool belongs to one set of trials that may share a process: same Python, same working
 directory, same trial arguments and same environment apart from the variables NNI sets per trial
@@ -35,7 +33,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -68,10 +65,10 @@ def supported() -> bool:
     return hasattr(socket, "AF_UNIX")
 
 
-def pool_key(argv: Sequence[str], env: Mapping[str, str], cwd: str, executable: str | None = None) -> str:
-    """Identity of the trials that may share a worker (``executable``: their interpreter, by default this one)."""
+def pool_key(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> str:
+    """Identity of the trials that may share a worker: interpreter, directory, arguments, shared environment."""
     shared_env = sorted((k, v) for k, v in env.items() if k not in PER_TRIAL_ENV)
-    blob = json.dumps([executable or sys.executable, os.path.realpath(cwd), list(argv), shared_env])
+    blob = json.dumps([sys.executable, os.path.realpath(cwd), list(argv), shared_env])
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
@@ -142,15 +139,12 @@ def _connect(path: Path) -> socket.socket | None:
     return sock
 
 
-def _spawn_worker(directory: Path, slot: int, env: Mapping[str, str], cwd: str,
-                  warm: Sequence[str] | None = None, executable: str | None = None) -> subprocess.Popen[bytes]:
+def _spawn_worker(directory: Path, slot: int, env: Mapping[str, str], cwd: str) -> subprocess.Popen[bytes]:
     """Start the slot's worker, detached (NNI must not kill it with the trial); the caller holds the slot."""
     sock_path = directory / f"slot-{slot}.sock"
     sock_path.unlink(missing_ok=True)  # left by a worker that died; we hold the slot, none is alive
-    command = [executable or sys.executable, "-m", "nas_core.nni_adapter.worker_server", "--socket", str(sock_path),
+    command = [sys.executable, "-m", "nas_core.nni_adapter.worker_server", "--socket", str(sock_path),
                "--lock", str(directory / f"slot-{slot}.lock"), "--idle-timeout", str(idle_timeout(env))]
-    if warm is not None:
-        command += ["--warm", json.dumps(list(warm))]
     with open(directory / f"slot-{slot}.log", "ab") as log:
         return subprocess.Popen(command, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -171,60 +165,6 @@ def _start_worker(directory: Path, slot: int, env: Mapping[str, str], cwd: str) 
         time.sleep(0.02)
     process.kill()
     raise WorkerUnavailable(f"the worker did not start within {START_TIMEOUT_S:.0f} s; see {log_path}")
-
-
-def prestart(argv: Sequence[str], *, env: Mapping[str, str], cwd: str, slots: int,
-             executable: str | None = None) -> list[int]:
-    """Start warm workers in the first ``slots`` slots of the pool that trials with this command line,
-    environment, directory and interpreter (``executable``, by default this one) will use, before
-    those trials exist; returns the slots started.
-
-    Each worker builds the trial's evaluator while it waits (``worker_server --warm``), so the
-    first trial of a slot does not pay for starting Python, importing torch and NNI and loading
-    the data: a launcher that knows the trial command calls this while NNI itself is starting.
-    A slot that already has a worker, or is in use, is left alone. Returns at once the sockets
-    exist (well before the warm-up ends); raises :class:`WorkerUnavailable` as
-    :func:`run_in_worker` does.
-    """
-    if not supported():
-        raise WorkerUnavailable("this platform has no Unix sockets or fcntl locks")
-    directory = pool_dir(pool_key(argv, env, cwd, executable))
-    started: list[tuple[int, int, subprocess.Popen[bytes]]] = []
-    listening: set[int] = set()
-    try:
-        for slot in range(min(slots, MAX_SLOTS)):
-            fd = _try_lock_slot(directory, slot)
-            if fd is None:
-                continue
-            try:
-                existing = _connect(directory / f"slot-{slot}.sock")
-                if existing is not None:  # a live worker; the connection only checked that
-                    existing.close()
-                    os.close(fd)
-                    continue
-                process = _spawn_worker(directory, slot, env, cwd, warm=argv, executable=executable)
-            except BaseException:
-                os.close(fd)
-                raise
-            started.append((slot, fd, process))
-        deadline = time.monotonic() + START_TIMEOUT_S
-        for slot, _, process in started:
-            sock_path = directory / f"slot-{slot}.sock"
-            while not sock_path.exists():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise WorkerUnavailable(f"the worker of slot {slot} did not start; see "
-                                            f"{directory / f'slot-{slot}.log'}:\n{_tail(directory / f'slot-{slot}.log')}")
-                time.sleep(0.01)
-            listening.add(slot)
-    finally:
-        for slot, fd, process in started:
-            if slot not in listening:  # never reachable: stop it before its slot is free to another
-                process.kill()
-                process.wait()
-            os.close(fd)
-    for _, _, process in started:  # reap each worker when it exits (it outlives this call)
-        threading.Thread(target=process.wait, daemon=True, name=f"reap-worker-{process.pid}").start()
-    return [slot for slot, _, _ in started]
 
 
 def _tail(path: Path, lines: int = 20) -> str:
