@@ -127,3 +127,19 @@ def test_only_our_tuner_gets_the_shorter_loop(make_toy_config, tuner, kept):
     assert nni_experiment.manager_poll_for(config, None) == (None, None)
     with pytest.raises(ValueError, match="got 7"):
         nni_experiment.manager_poll_for(config, 7)
+
+
+def test_the_shim_and_the_launcher_read_one_range(tmp_path, monkeypatch):
+    """manager_poll.json is the only place the allowed interval is written: node accepts exactly what Python does."""
+    import contextlib
+
+    monkeypatch.delenv("NAS_CORE_NNI_POLL_S", raising=False)
+    low, high = nni_experiment.MANAGER_POLL_RANGE
+    for value, accepted in ((low, True), (high, True), (low / 2, False), (high * 2, False)):
+        done = _interval_after_init(tmp_path, 0.5, {"NAS_CORE_NNI_POLL_S": repr(value)})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["service", repr(value) if accepted else "0.5"], value
+        with contextlib.nullcontext() if accepted else pytest.raises(ValueError):
+            check_manager_poll(value)
+    default = _interval_after_init(tmp_path, 0.5, {}).stdout.split()
+    assert default == ["service", repr(nni_experiment.DEFAULT_MANAGER_POLL_S)]
