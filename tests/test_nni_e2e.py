@@ -36,6 +36,8 @@ def test_experiment_reaches_done_with_every_trial_succeeded(make_toy_config):
     results = load_results(state_path_of(outcome.experiment_dir))
     assert [r.source for r in results.records] == ["trained"] * 4
     assert results.best()[0].result.fitness == max(r.result.fitness for r in results.records)
+    state = json.loads(state_path_of(outcome.experiment_dir).read_text())
+    assert state["evaluator"]["name"] == "toy", "the trials' evaluator description did not reach the search state"
 
 
 def run_experiment(config):
