@@ -37,7 +37,7 @@ from typing import Any
 from nni.tuner import Tuner
 
 from ..driver import SearchDriver
-from ..nni_names import BUILTIN_TUNERS, TUNER_CLASS
+from .. import nni_names
 from ..registry import STRATEGIES, PluginArgumentError, check_arguments
 from ..runner import record_evaluator
 from ..scheduling import BATCH_ORDERS
@@ -59,7 +59,9 @@ class TunerConfigError(PluginArgumentError):
 def is_strategy_tuner(class_name: str | None, builtin_name: str | None) -> bool:
     """Whether an NNI config's tuner (``className``, with ``:`` or ``.``, or registered ``name``) is
     :class:`StrategyTuner`."""
-    return str(class_name or "").replace(":", ".") == TUNER_CLASS or builtin_name in BUILTIN_TUNERS
+    if str(class_name or "").replace(":", ".") == nni_names.TUNER_CLASS:
+        return True
+    return builtin_name is not None and builtin_name in nni_names.BUILTIN_TUNERS
 
 
 def candidate_hash(key: str) -> str:
