@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from nas_core.nni_adapter import experiment as nni_experiment
-from nas_core.nni_adapter.experiment import (LOOPBACK_SHIM, MANAGER_POLL_SHIM, bind_environment, check_manager_poll,
-                                             parse_manager_poll)
+from nas_core.nni_adapter.experiment import (LOOPBACK_SHIM, MANAGER_POLL_SHIM, TUNER_WAIT_SHIM, bind_environment,
+                                             check_manager_poll, parse_manager_poll, patient_manager_check)
 
 
 def _node() -> Path:
@@ -72,10 +72,11 @@ def test_bind_environment_loads_each_shim_once_and_can_leave_nni_polling_alone(m
     bind_environment("127.0.0.1")
     bind_environment("127.0.0.1", manager_poll=0.2)
     options = os.environ["NODE_OPTIONS"].split()
-    assert options == ["--max-old-space-size=4096", f"--require={LOOPBACK_SHIM}", f"--require={MANAGER_POLL_SHIM}"]
+    assert options == ["--max-old-space-size=4096", f"--require={TUNER_WAIT_SHIM}", f"--require={LOOPBACK_SHIM}",
+                       f"--require={MANAGER_POLL_SHIM}"]
     assert os.environ["NAS_CORE_NNI_POLL_S"] == "0.2"
     bind_environment(None, manager_poll=None)
-    assert os.environ["NODE_OPTIONS"] == "--max-old-space-size=4096"
+    assert os.environ["NODE_OPTIONS"] == f"--max-old-space-size=4096 --require={TUNER_WAIT_SHIM}"
     assert "NAS_CORE_NNI_POLL_S" not in os.environ and "NAS_CORE_BIND_HOST" not in os.environ
 
 
@@ -143,3 +144,94 @@ def test_the_shim_and_the_launcher_read_one_range(tmp_path, monkeypatch):
             check_manager_poll(value)
     default = _interval_after_init(tmp_path, 0.5, {}).stdout.split()
     assert default == ["service", repr(nni_experiment.DEFAULT_MANAGER_POLL_S)]
+
+
+FAKE_TUNER_SERVER = """
+class Deferred {
+  constructor() { this.settled = false; this.promise = new Promise((ok, no) => { this.ok = ok; this.no = no; }); }
+  resolve() { this.settled = true; this.ok(); }
+  reject(e) { this.settled = true; this.no(e); }
+}
+class TunerServer {
+  constructor() { this.connect = new Deferred(); }
+  init() { setTimeout(() => { if (!this.connect.settled) this.connect.reject(new Error('10 seconds')); }, 10000);
+           return this.connect.promise; }
+}
+const server = new TunerServer();
+exports.getTunerServer = () => server;
+"""
+
+
+def _tuner_init(tmp_path: Path, env: dict[str, str], connect_after_s: float | None) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "tuner_channel.js").write_text(FAKE_TUNER_SERVER, encoding="utf-8")
+    connect = "" if connect_after_s is None else f"setTimeout(() => s.connect.resolve(), {1000 * connect_after_s});"
+    script = (f"const s = require({str(tmp_path / 'tuner_channel.js')!r}).getTunerServer(); {connect}"
+              "s.init().then(() => { console.log('connected'); process.exit(0); }, "
+              "e => { console.log('failed:', e.message); process.exit(0); });")
+    full_env = {**os.environ, **env, "NODE_OPTIONS": f"--require={TUNER_WAIT_SHIM}"}
+    return subprocess.run([str(_node()), "-e", script], capture_output=True, text=True, env=full_env, timeout=60)
+
+
+def test_tuner_wait_shim_sets_how_long_the_tuner_may_take_to_connect(tmp_path):
+    failed = _tuner_init(tmp_path, {"NAS_CORE_TUNER_CONNECT_S": "0.3"}, None)
+    assert failed.stdout.strip() == "failed: tuner_command_channel: Tuner did not connect in 0.3 seconds. " \
+                                    "Please check tuner (dispatcher) log.", failed.stderr
+    late = _tuner_init(tmp_path, {"NAS_CORE_TUNER_CONNECT_S": "5"}, 0.5)
+    assert late.stdout.strip() == "connected", late.stderr
+
+
+def test_tuner_wait_shim_patches_the_real_nni_tuner_channel(monkeypatch):
+    monkeypatch.delenv("NAS_CORE_TUNER_CONNECT_S", raising=False)
+    script = ("require('app-module-path/register'); require('common/globals/unittest').resetGlobals();"
+              "const c = require('core/tuner_command_channel');"
+              "console.log(Object.getPrototypeOf(c.getTunerServer()).init.nasCoreConnectSeconds); process.exit(0);")
+    env = {**os.environ, "NODE_OPTIONS": f"--require={TUNER_WAIT_SHIM}"}
+    done = subprocess.run([str(_node()), "-e", script], capture_output=True, text=True, env=env,
+                          cwd=_node().parent, timeout=60)
+    assert done.stdout.split()[:1] == ["120"], done.stderr
+
+
+@pytest.mark.slow
+def test_the_launch_waits_for_a_slow_manager_and_restores_nni_s_check():
+    """NNI's launcher gives its manager three 1 s tries; under our launch it waits until the manager answers."""
+    import http.server
+    import threading
+
+    from nni.experiment import launcher
+
+    original = launcher._check_rest_server
+
+    class Status(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"status": "RUNNING"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Status)
+    port = server.server_address[1]
+    server.server_close()  # nothing listens yet: the manager is still booting
+    late = http.server.ThreadingHTTPServer
+
+    def boot():
+        import time
+
+        time.sleep(4)  # longer than NNI's own three tries
+        booted = late(("127.0.0.1", port), Status)
+        threading.Thread(target=booted.serve_forever, daemon=True).start()
+        started.append(booted)
+
+    started: list = []
+    thread = threading.Thread(target=boot, daemon=True)
+    thread.start()
+    try:
+        with patient_manager_check(seconds=60):
+            launcher._check_rest_server(port)  # returns once the late manager answers
+        assert launcher._check_rest_server is original
+    finally:
+        thread.join()
+        for booted in started:
+            booted.shutdown()

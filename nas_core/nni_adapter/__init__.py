@@ -11,8 +11,9 @@ Modules:
   thin client handing its candidate to a warm process of its slot (benchmark B2: 0.35 → 0.9
   efficiency), so torch, NNI and the data are loaded once per slot;
 * :mod:`.experiment` — launching and watching an experiment from Python; loads ``loopback.js``
-  (web server on 127.0.0.1) and ``manager_poll.js`` (manager loop 0.02 s instead of 0.5 s, range
-  in ``manager_poll.json``) into NNI's node process;
+  (web server on 127.0.0.1), ``manager_poll.js`` (manager loop 0.02 s instead of 0.5 s, range
+  in ``manager_poll.json``) and ``tuner_wait.js`` (the tuner may take 120 s to connect, not 10 s)
+  into NNI's node process, and waits for NNI's manager to boot longer than NNI's launcher does;
 * :mod:`.rest` — the few calls to the manager's REST API;
 * :mod:`.registration` — our strategies under NNI builtin tuner names.
 
@@ -54,4 +55,10 @@ fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them agains
   queued ones is hard-coded; the shim lowers it after the training service sets it.
 * NNI's node server calling ``net.Server.prototype.listen`` without a host (``loopback.js``): the
   shim passes the host, since NNI has no option for it and listens unauthenticated on every interface.
+* ``nni.experiment.launcher._check_rest_server`` (:mod:`.experiment`): NNI's launcher gives its
+  manager three 1 s tries to answer and then fails with "Create experiment failed"; on a loaded
+  machine the manager boots slower, so our launch replaces it, for the launch only, with a 120 s wait.
+* ``getTunerServer()``'s ``TunerServer.prototype.init`` and its ``connect`` deferred in NNI's node
+  code (``tuner_wait.js``): the manager fails the experiment when the tuner process has not
+  connected within a fixed 10 s, which a loaded machine exceeds while Python imports NNI and the tuner.
 """

@@ -9,17 +9,24 @@ trials and starts queued ones, from its fixed 0.5 s to 0.02 s: with trials of a 
 wait is a tenth of every slot's time (benchmark B2). The shorter loop costs NNI's node process
 about 1 % of one core (measured with one trial running: 1.4 % at 0.02 s, 0.3 % at 0.1 s). It is
 used with our own tuner only (:func:`manager_poll_for`).
+
+NNI's launch has two start-up windows fixed for an idle machine: its launcher gives the manager
+3 s to answer (then "Create experiment failed"), and the manager gives the tuner process 10 s to
+connect. On a loaded machine both were seen to fail a launch, so :func:`start` waits up to
+``MANAGER_START_S`` for the manager and a third script (``tuner_wait.js``) gives the tuner
+``NAS_CORE_TUNER_CONNECT_S`` seconds (default 120).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,9 @@ _log = logging.getLogger(__name__)
 
 LOOPBACK_SHIM = Path(__file__).with_name("loopback.js")
 MANAGER_POLL_SHIM = Path(__file__).with_name("manager_poll.js")
+TUNER_WAIT_SHIM = Path(__file__).with_name("tuner_wait.js")
+MANAGER_START_S = 120.0
+"""How long :func:`start` waits for NNI's manager to answer (NNI's own launcher: 3 s)."""
 _POLL_LIMITS = json.loads(MANAGER_POLL_SHIM.with_suffix(".json").read_text(encoding="utf-8"))
 DEFAULT_MANAGER_POLL_S: float = _POLL_LIMITS["default"]
 MANAGER_POLL_RANGE: tuple[float, float] = (_POLL_LIMITS["min"], _POLL_LIMITS["max"])
@@ -85,7 +95,8 @@ def bind_environment(host: str | None, *, manager_poll: float | None = DEFAULT_M
 
     ``host``: make NNI's servers listen on this address only (None: every interface).
     ``manager_poll``: seconds between the manager's looks at trial ends for the local training
-    service (None: NNI's own 0.5 s). Also puts this interpreter's directory first on PATH so
+    service (None: NNI's own 0.5 s). The tuner gets ``NAS_CORE_TUNER_CONNECT_S`` (default 120 s)
+    instead of NNI's 10 s to connect, whatever the tuner. Also puts this interpreter's directory first on PATH so
     that ``python3`` in a trial command is the interpreter that has this project installed.
     """
     poll = None if manager_poll is None else check_manager_poll(manager_poll)
@@ -93,8 +104,9 @@ def bind_environment(host: str | None, *, manager_poll: float | None = DEFAULT_M
     path = os.environ.get("PATH", "")
     if path.split(os.pathsep)[:1] != [bin_dir]:
         os.environ["PATH"] = bin_dir + os.pathsep + path
-    shims = (str(LOOPBACK_SHIM), str(MANAGER_POLL_SHIM))
+    shims = (str(LOOPBACK_SHIM), str(MANAGER_POLL_SHIM), str(TUNER_WAIT_SHIM))
     options = [o for o in os.environ.get("NODE_OPTIONS", "").split() if not any(shim in o for shim in shims)]
+    options.append(f"--require={TUNER_WAIT_SHIM}")
     if host is None:
         os.environ.pop("NAS_CORE_BIND_HOST", None)
     else:
@@ -105,10 +117,37 @@ def bind_environment(host: str | None, *, manager_poll: float | None = DEFAULT_M
     else:
         os.environ["NAS_CORE_NNI_POLL_S"] = repr(poll)
         options.append(f"--require={MANAGER_POLL_SHIM}")
-    if options:
-        os.environ["NODE_OPTIONS"] = " ".join(options)
-    else:
-        os.environ.pop("NODE_OPTIONS", None)
+    os.environ["NODE_OPTIONS"] = " ".join(options)
+
+
+@contextlib.contextmanager
+def patient_manager_check(seconds: float = MANAGER_START_S) -> Iterator[None]:
+    """While NNI launches an experiment, let its launcher wait up to ``seconds`` for the manager.
+
+    NNI 3.0's ``launcher._check_rest_server`` tries three times a second apart; a manager that
+    needs longer to boot (a loaded machine) fails the launch. Replaced for the ``with`` block only.
+    """
+    from nni.experiment import launcher
+    from nni.experiment import rest as nni_rest
+
+    original = launcher._check_rest_server
+
+    def check(port: int, retry: int = 3, url_prefix: str | None = None) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                nni_rest.get(port, "/check-status", url_prefix)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    launcher._check_rest_server = check
+    try:
+        yield
+    finally:
+        launcher._check_rest_server = original
 
 
 @dataclass
@@ -143,7 +182,8 @@ def start(config_path: str | Path, *, port: int, host: str | None, experiment_id
     tell = say or _log.info
     if note is not None:
         tell(note)
-    experiment.start(port)
+    with patient_manager_check():
+        experiment.start(port)
     return experiment
 
 

@@ -37,10 +37,11 @@ function patch(NNIManager) {
 
 if (valid) {
   const originalLoad = Module._load;
+  let patched = false;
   Module._load = function (...args) {
     const exported = originalLoad.apply(this, args);
-    if (exported !== null && typeof exported === 'object' && typeof exported.NNIManager === 'function') {
-      Module._load = originalLoad;
+    if (!patched && exported !== null && typeof exported === 'object' && typeof exported.NNIManager === 'function') {
+      patched = true;
       patch(exported.NNIManager);
     }
     return exported;
