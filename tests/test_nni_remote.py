@@ -69,7 +69,7 @@ def test_a_resumed_trial_waiting_for_the_remote_side_keeps_its_candidate_in_flig
     # remote training service is up (about 20 s); its candidate must wait, not fail.
     def tuner() -> StrategyTuner:
         return StrategyTuner(strategy="tests.toy_plugins:BatchStrategy", strategy_args={"batch": 2, "batches": 2},
-                             seed=0, prefetch=0, state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
+                             seed=0, state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
 
     first = tuner()
     first.update_search_space(toy_space().to_nni())
