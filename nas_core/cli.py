@@ -34,8 +34,8 @@ def _describe(registry: Registry, name: str) -> str:
         target = registry.resolve(name)
     except RegistryError as err:
         return f"(cannot import: {err})"
-    doc = (getattr(target, "__doc__", None) or "").strip().splitlines()
-    return doc[0] if doc else ""
+    doc = (getattr(target, "__doc__", None) or "").strip()
+    return " ".join(doc.split("\n\n")[0].split())  # the first paragraph, on one line
 
 
 def cmd_list(registry: Registry) -> Callable[[argparse.Namespace], int]:
