@@ -7,6 +7,7 @@ Registered by name (imported lazily, so listing plugins never imports torch), wi
 from nas_core.registry import COMMANDS, EVALUATORS
 
 EVALUATORS.register("binary_width", "evaluators.fitness:BinaryWidthEvaluator")
+EVALUATORS.register("nasbench201", "evaluators.nasbench201:NasBench201Evaluator")
 COMMANDS.register("cost", "evaluators.cli_commands:add_cost")
 COMMANDS.register("retrain", "evaluators.cli_commands:add_retrain")
 COMMANDS.register("paper-report", "evaluators.cli_commands:add_paper_report")

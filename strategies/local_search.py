@@ -1,0 +1,170 @@
+"""Best-first local search around the incumbent, with neighbours ranked by an additive model.
+
+A generic strategy for any categorical space, not the paper's: on tabular NAS benchmarks the
+neighbourhood of the best architecture found so far is where the next improvement usually is
+(White et al. 2021, "Local search is state of the art for neural architecture search
+benchmarks"), and a per-choice additive model learned from the results so far is a cheap,
+surprisingly good guide to which neighbour to try first.
+
+* The first ``initial`` asks are uniformly random architectures (never repeated).
+* Every later ask looks at the evaluated architectures from the fittest down and takes the first
+  one with a neighbour (one dimension changed) not yet asked or told; among its unseen neighbours
+  it proposes the one the model predicts best (random order among equals), or a random one when
+  ``prescreen`` is false. So it climbs from the incumbent, and when the incumbent's whole
+  neighbourhood is spent it continues from the next best: it never stalls and never repeats.
+* The model: for every dimension and choice, the mean fitness of the successful results with
+  that choice, shrunk towards the overall mean by one pseudo-observation. A neighbour's score is
+  the change in that mean for the one dimension it changes.
+
+Failed candidates are never climbed from and do not feed the model; results told without being
+asked (history replay) count like any other. FINISHED once the space is exhausted.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from nas_core.arguments import check_bool, check_int, check_optional_int, check_positive
+from nas_core.space import Architecture, SearchSpace
+from nas_core.strategy import FINISHED, Ask, Strategy, StrategyError, TrialResult
+
+from .random_search import architecture_at, architecture_index
+
+
+class LocalSearch(Strategy):
+    """Climb from the fittest architecture with unseen neighbours; model-ranked neighbours first."""
+
+    name = "local_search"
+    nni_tuner_name: ClassVar[str] = "NasLocalSearch"
+    supports_parallel = True
+    may_wait = False
+    reaches_optimum = True
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        seed: int = 0,
+        initial: int = 10,
+        prescreen: bool = True,
+        shrinkage: float = 1.0,
+        max_candidates: int | None = None,
+    ) -> None:
+        super().__init__(space=space, seed=seed)
+        self.initial = check_int("initial", initial, minimum=1)
+        self.prescreen = check_bool("prescreen", prescreen)
+        self.shrinkage = check_positive("shrinkage", shrinkage)
+        self.max_candidates = check_optional_int("max_candidates", max_candidates, minimum=1)
+        self._size = space.size
+        self._radix = [len(d.choices) for d in space.dimensions]
+        self._stride = [1] * len(self._radix)
+        for i in range(len(self._radix) - 2, -1, -1):
+            self._stride[i] = self._stride[i + 1] * self._radix[i + 1]
+        self._asked = 0
+        self._seen: set[int] = set()
+        self._results: list[list[float]] = []  # [index, fitness] of successes, in the order told
+        self._reset_derived()
+
+    # --------------------------------------------------------- derived from results
+    def _reset_derived(self) -> None:
+        self._ranking: list[tuple[float, int, int]] = []  # (-fitness, order told, index), best first
+        self._exhausted: set[int] = set()  # indices whose every neighbour is seen (seen only grows)
+        self._sums = [[0.0] * k for k in self._radix]
+        self._counts = [[0] * k for k in self._radix]
+        self._total = 0.0
+
+    def _learn(self, index: int, fitness: float) -> None:
+        order = len(self._ranking)
+        bisect.insort(self._ranking, (-fitness, order, index))
+        for d, choice in enumerate(self._digits(index)):
+            self._sums[d][choice] += fitness
+            self._counts[d][choice] += 1
+        self._total += fitness
+
+    def _digits(self, index: int) -> list[int]:
+        return [(index // stride) % k for stride, k in zip(self._stride, self._radix)]
+
+    def _choice_mean(self, d: int, choice: int, prior: float) -> float:
+        return (self._sums[d][choice] + self.shrinkage * prior) / (self._counts[d][choice] + self.shrinkage)
+
+    # ------------------------------------------------------------------- asking
+    def _ask(self, trial_id: int) -> Ask:
+        if len(self._seen) >= self._size or (self.max_candidates is not None and self._asked >= self.max_candidates):
+            return FINISHED
+        index = None
+        if self._asked >= self.initial and self._ranking:
+            index = self._best_neighbour()
+        if index is None:
+            index = self._random_unseen()
+        self._asked += 1
+        self._seen.add(index)
+        return architecture_at(self.space, index)
+
+    def _best_neighbour(self) -> int | None:
+        """An unseen neighbour of the fittest architecture that still has one, or None."""
+        for _, _, center in self._ranking:
+            if center in self._exhausted:
+                continue
+            unseen = self._unseen_neighbours(center)
+            if not unseen:
+                self._exhausted.add(center)
+                continue
+            self.rng.shuffle(unseen)
+            if not self.prescreen:
+                return unseen[0][1]
+            prior = self._total / len(self._ranking)
+            digits = self._digits(center)
+            gains = [
+                sum(self._choice_mean(d, new, prior) - self._choice_mean(d, digits[d], prior) for d, new in changes)
+                for changes, _ in unseen
+            ]
+            return unseen[max(range(len(unseen)), key=gains.__getitem__)][1]  # first of the best on ties
+        return None
+
+    def _unseen_neighbours(self, center: int) -> list[tuple[list[tuple[int, int]], int]]:
+        """(changes, index) of every unseen architecture one changed dimension away from ``center``."""
+        digits = self._digits(center)
+        return [
+            ([(d, choice)], neighbour)
+            for d in range(len(digits))
+            for choice in range(self._radix[d])
+            if choice != digits[d]
+            and (neighbour := center + (choice - digits[d]) * self._stride[d]) not in self._seen
+        ]
+
+    def _random_unseen(self) -> int:
+        if 2 * len(self._seen) < self._size:
+            while True:
+                index = architecture_index(self.space, self.space.sample(self.rng))
+                if index not in self._seen:
+                    return index
+        remaining = [i for i in range(self._size) if i not in self._seen]
+        return remaining[self.rng.randrange(len(remaining))]
+
+    # ------------------------------------------------------------------ telling
+    def _tell(self, trial_id: int, arch: Architecture, result: TrialResult) -> None:
+        index = architecture_index(self.space, arch)
+        self._seen.add(index)
+        fitness = result.fitness if result.ok else None  # a success's fitness is finite (TrialResult)
+        if fitness is not None:
+            self._results.append([index, fitness])
+            self._learn(index, fitness)
+
+    # -------------------------------------------------------------------- state
+    def _state_dict(self) -> dict[str, Any]:
+        return {"asked": self._asked, "seen": sorted(self._seen), "results": [list(r) for r in self._results]}
+
+    def _load_state_dict(self, state: Mapping[str, Any]) -> None:
+        try:
+            self._asked = int(state["asked"])
+            self._seen = {int(i) for i in state["seen"]}
+            self._results = [[int(i), float(f)] for i, f in state["results"]]
+        except (KeyError, TypeError, ValueError) as err:
+            raise StrategyError(f"local search state is malformed: {err!r}") from None
+        if any(not 0 <= i < self._size for i in self._seen):
+            raise StrategyError(f"local search state: 'seen' must hold indices below {self._size}")
+        self._reset_derived()
+        for index, fitness in self._results:
+            self._learn(index, fitness)
