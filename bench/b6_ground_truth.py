@@ -7,7 +7,7 @@ table's training seeds) of the incumbent, the candidate of best *observed* accur
 
 Strategies (``--strategies``, default all):
 
-* ours, through ``run_search``: ``local_search``, ``evolution`` (population 10, 20 generations),
+* ours, through ``run_search``: ``local_search``, ``evolution`` (population 10),
   ``regularized_evolution`` (population 20, sample 5), ``nsga2`` (val_acc against latency, the
   evaluator's declared pair; population 20), ``random``;
 * Optuna's samplers through our ``optuna`` strategy: ``optuna_tpe``, ``optuna_gp``,
@@ -83,12 +83,12 @@ def _strategy(name: str, seed: int, budget: int, space: Any, *, pareto: bool = F
     if pareto:
         registered, args = ("nsga2" if name == "nsga2" else "optuna"), dict(PARETO[name])
         if name == "nsga2":
-            args["generations"] = math.ceil(budget / args["population_size"])
+            args["generations"] = budget  # never the limit: the run ends at N architectures evaluated
     else:
         registered, args = {**OURS, **OPTUNA}[name]
         args = json.loads(json.dumps(args))
-        if "generations" in args:  # enough generations for the budget
-            args["generations"] = math.ceil(budget / args["population_size"])
+        if "generations" in args:  # never the limit: the run ends at N architectures evaluated
+            args["generations"] = budget
     strategy = STRATEGIES.build(registered, args, space=space, seed=seed)
     declare = getattr(strategy, "declare_metrics", None)
     if declare is not None:

@@ -131,7 +131,8 @@ class OptunaSampler(Strategy):
 
     # ------------------------------------------------------------ configuration
     def declare_metrics(self, metrics: Sequence[Metric], pareto_metrics: Sequence[str] | None) -> None:
-        """The evaluator's declared metrics (called by the driver before the first ask)."""
+        """The evaluator's declared metrics: in process before the first ask, under NNI with the first
+        result. Until objectives that need them are known, asks are random unseen architectures."""
         self._declared = {m.name: m for m in metrics}
         self._pareto = tuple(pareto_metrics) if pareto_metrics else None  # type: ignore[assignment]
 
@@ -156,6 +157,14 @@ class OptunaSampler(Strategy):
                 direction = self._declared[name].direction
             resolved.append((name, direction))
         return resolved
+
+    def _objectives_known(self) -> bool:
+        spec = self._objectives_spec
+        if spec is None:
+            return True
+        if spec == "pareto":
+            return self._pareto is not None
+        return all(direction is not None or name in self._declared for name, direction in spec)  # type: ignore[union-attr]
 
     def _check_sampler_args(self, optuna: Any) -> None:
         try:
@@ -218,6 +227,12 @@ class OptunaSampler(Strategy):
     def _ask(self, trial_id: int) -> Ask:
         if len(self._seen) >= self._size:
             return FINISHED  # every architecture is asked or told: nothing new to propose
+        if self._study is None and not self._objectives_known():
+            # under NNI the evaluator's declaration comes with the first result: random until then
+            arch = self._random_unseen()
+            self._asks += 1
+            self._seen.add(self.space.key(arch))
+            return arch
         optuna = _optuna()
         study = self.study
         derived = zlib.crc32(f"{self.seed}:{self._asks}".encode("ascii"))
@@ -262,7 +277,8 @@ class OptunaSampler(Strategy):
     # --------------------------------------------------------------------- state
     def _state_dict(self) -> dict[str, Any]:
         if self._study is None:
-            return {"asks": self._asks, "repeats": self._repeats, "asked": [], "trials": [], "study_attrs": {}}
+            return {"asks": self._asks, "repeats": self._repeats, "asked": [], "trials": [], "study_attrs": {},
+                    "seen": sorted(self._seen)}
         trials = []
         for t in self._study.get_trials(deepcopy=False):
             if t.state.name not in _STATES:
@@ -277,6 +293,7 @@ class OptunaSampler(Strategy):
             "asked": sorted([trial_id, number] for trial_id, number in self._number.items()),
             "trials": trials,
             "study_attrs": dict(self._storage.get_study_system_attrs(self._study_id())),
+            "seen": sorted(self._seen),
         }
 
     def _load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -286,7 +303,9 @@ class OptunaSampler(Strategy):
             self._repeats = int(state["repeats"])
             self._number = {int(trial_id): int(number) for trial_id, number in state["asked"]}
             self._study = None
-            self._seen = set()
+            self._seen = {str(key) for key in state.get("seen", [])}
+            if not state["trials"] and not self._objectives_known():
+                return  # asked only random architectures so far: the study starts with the declaration
             study = self.study
             study_id = self._study_id()
             for key, value in state["study_attrs"].items():

@@ -116,8 +116,27 @@ def test_optuna_multi_objective_uses_the_declared_pareto_pair() -> None:
     assert len(strategy.study.best_trials) >= 1 and len(driver.records) >= 12
     missing = STRATEGIES.build("optuna", {"objectives": ["latency"]}, space=toy_space(), seed=0)
     missing.declare_metrics([Metric("accuracy", "maximize")], None)
+    arch = missing.ask(0)  # a random architecture: the objective's direction is still unknown
     with pytest.raises(StrategyError, match="latency"):
-        missing.ask(0)
+        missing.tell(0, arch, TrialResult.succeeded({"accuracy": 0.5}, 0.5))
+
+
+def test_optuna_pareto_declared_after_the_first_asks_as_under_nni() -> None:
+    evaluator = EVALUATORS.build("nasbench201", {})
+    space = evaluator.search_space()
+    strategy = STRATEGIES.build("optuna", {"sampler": "TPESampler", "objectives": "pareto"}, space=space, seed=0)
+    first = [strategy.ask(i) for i in range(3)]  # before the declaration: random, never repeated
+    assert len({space.key(a) for a in first}) == 3
+    restored = STRATEGIES.build("optuna", {"sampler": "TPESampler", "objectives": "pareto"}, space=space, seed=0)
+    restored.load_state_dict(json.loads(json.dumps(strategy.state_dict())))
+    strategy.declare_metrics(evaluator.metrics, evaluator.pareto_metrics)
+    restored.declare_metrics(evaluator.metrics, evaluator.pareto_metrics)
+    for i, arch in enumerate(first):
+        result = TrialResult.succeeded(evaluator.evaluate(arch), 0.0)
+        strategy.tell(i, arch, result)
+        restored.tell(i, arch, result)
+    assert len(strategy.study.directions) == 2 and len(strategy.study.trials) == 3
+    assert strategy.ask(3) == restored.ask(3)
 
 
 def test_optuna_stuck_sampler_gets_unseen_architectures_and_finishes_on_an_exhausted_space() -> None:
