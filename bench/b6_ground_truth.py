@@ -234,7 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also measure ms per ask+tell at 1,000 candidates for these (default: ours)")
     parser.add_argument("--pareto-seeds", type=int, default=0, help="seeds of the multi-objective check (0: skip)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--combine", nargs="+", type=Path, metavar="DIR",
+                        help="run nothing: merge the results of earlier runs (their --out folders) into one "
+                             "table (b6_table.md), CSV and plot in --out")
     args = parser.parse_args(argv)
+    if args.combine:
+        return combine(args.combine, args.out)
     if args.seeds < 1 or args.jobs < 1 or any(b < 1 for b in args.budgets):
         parser.error("--seeds, --jobs and every budget must be positive integers")
     fewer: dict[str, int] = {}
@@ -304,6 +309,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hypervolume {row['strategy']}: {row['hypervolume']:.6f} ± {row['sem']:.6f} ({row['seeds']} seeds)")
     for name, ms in overheads.items():
         print(f"overhead {name}: {ms:.3f} ms per ask+tell at 1,000 candidates")
+    return 0
+
+
+def combine(folders: Sequence[Path], out: Path) -> int:
+    """One markdown table, CSV and plot from the JSON of several runs (strategies in the order found)."""
+    rows: list[dict[str, Any]] = []
+    for folder in folders:
+        data = json.loads((folder / "b6_ground_truth.json").read_text())
+        rows += [dict(r, run=str(folder.name), commit=data.get("machine", {}).get("commit")) for r in data["rows"]]
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    budgets = sorted({r["budget"] for r in rows})
+    table = {(r["dataset"], r["strategy"], r["budget"]): (r["mean_regret"], r["sem"], r["seeds"]) for r in rows}
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "b6_ground_truth.csv", rows)
+    lines = [f"| strategy | {' | '.join(f'{d} N={b}' for d in datasets for b in budgets)} |",
+             "|---|" + "---:|" * (len(datasets) * len(budgets))]
+    for name in strategies:
+        cells = [table.get((d, name, b)) for d in datasets for b in budgets]
+        lines.append(f"| {name} | " + " | ".join(f"{c[0]:.3f} ± {c[1]:.3f} ({c[2]})" if c else "–" for c in cells) + " |")
+    (out / "b6_table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    _plot(argparse.Namespace(datasets=datasets, strategies=strategies, budgets=budgets), table,
+          out / "b6_ground_truth.png")
     return 0
 
 

@@ -180,6 +180,9 @@ def test_b6_smoke(tmp_path) -> None:
     assert all(r["seeds"] == 2 and r["mean_regret"] >= 0 for r in data["rows"])
     assert all(cells[(s, 10)]["mean_regret"] <= cells[(s, 5)]["mean_regret"] for s in ("local_search",))
     assert data["overhead_ms"]["random"] > 0 and (out / "b6_ground_truth.png").is_file()
+    assert b6_ground_truth.main(["--combine", str(out), "--out", str(tmp_path / "all")]) == 0
+    table = (tmp_path / "all" / "b6_table.md").read_text().splitlines()
+    assert table[0] == "| strategy | cifar10 N=5 | cifar10 N=10 |" and len(table) == 2 + 3
 
 
 def test_b6_regret_and_hypervolume_by_hand() -> None:
