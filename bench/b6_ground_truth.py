@@ -339,21 +339,27 @@ def combine(folders: Sequence[Path], out: Path) -> int:
 def _plot(args: argparse.Namespace, table: dict[tuple[str, str, int], tuple[float, float, int]], path: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(args.datasets), figsize=(6 * len(args.datasets), 4.5), squeeze=False)
+    colours = plt.get_cmap("tab20").colors
     for ax, dataset in zip(axes[0], args.datasets):
-        for name in args.strategies:
+        for index, name in enumerate(args.strategies):
             points = [(b, *table[(dataset, name, b)][:2]) for b in args.budgets if (dataset, name, b) in table]
             if not points:
                 continue
             style = "-" if name in OURS else ("--" if name in OPTUNA else ":")
             xs, ys, es = zip(*points)
-            ax.errorbar(xs, ys, yerr=es, linestyle=style, marker="o", markersize=3, capsize=2, label=name)
+            ax.errorbar(xs, ys, yerr=es, linestyle=style, marker="o", markersize=3, capsize=2, label=name,
+                        color=colours[index % len(colours)])
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("candidates evaluated (N)")
         ax.set_ylabel("mean regret (validation accuracy, points)")
         ax.set_title(f"NAS-Bench-201 {dataset}")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="upper right")
+    handles: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper right")
     save_figure(fig, path)
 
 
