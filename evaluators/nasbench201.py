@@ -70,6 +70,7 @@ class NasBench201Evaluator(Evaluator):
     name = "nasbench201"
     metrics = METRICS
     pareto_metrics = ("val_acc", "latency")
+    deterministic = True  # the training seed drawn is a function of (dataset, seed, architecture)
 
     def __init__(self, *, dataset: str = "cifar10", seed: int = 0, noisy: bool = True) -> None:
         self.dataset = check_choice("dataset", dataset, DATASETS)
