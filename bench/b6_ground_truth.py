@@ -225,7 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["cifar10", "cifar100"])
     parser.add_argument("--strategies", nargs="+", default=list(ALL), choices=ALL)
-    parser.add_argument("--seeds", type=int, default=50, help="seeds per strategy (0..seeds-1)")
+    parser.add_argument("--seeds", type=int, default=50, help="seeds per strategy (first-seed onwards)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="first seed (e.g. 50: seeds not used while choosing a strategy's defaults)")
     parser.add_argument("--fewer-seeds", nargs="*", default=[], metavar="NAME=K",
                         help="fewer seeds for slow strategies, e.g. optuna_gp=10")
     parser.add_argument("--budgets", nargs="+", type=int, default=[25, 50, 100, 200])
@@ -240,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.combine:
         return combine(args.combine, args.out)
-    if args.seeds < 1 or args.jobs < 1 or any(b < 1 for b in args.budgets):
+    if args.seeds < 1 or args.first_seed < 0 or args.jobs < 1 or any(b < 1 for b in args.budgets):
         parser.error("--seeds, --jobs and every budget must be positive integers")
     fewer: dict[str, int] = {}
     for item in args.fewer_seeds:
@@ -253,8 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     budget = max(args.budgets)
     jobs = [(name, dataset, seed, budget, False)
-            for name in args.strategies for dataset in args.datasets for seed in range(fewer.get(name, args.seeds))]
-    jobs += [(name, "cifar10", seed, 200, True) for name in PARETO for seed in range(args.pareto_seeds)]
+            for name in args.strategies for dataset in args.datasets for seed in range(args.first_seed, args.first_seed + fewer.get(name, args.seeds))]
+    jobs += [(name, "cifar10", seed, 200, True) for name in PARETO
+             for seed in range(args.first_seed, args.first_seed + args.pareto_seeds)]
     with multiprocessing.Pool(args.jobs) as pool:
         runs = pool.map(_job, jobs, chunksize=1)
 

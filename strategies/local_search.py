@@ -12,9 +12,9 @@ surprisingly good guide to which neighbour to try first.
   it proposes the one the model predicts best (random order among equals), or a random one when
   ``prescreen`` is false. So it climbs from the incumbent, and when the incumbent's whole
   neighbourhood is spent it continues from the next best: it never stalls and never repeats.
-* The model: for every dimension and choice, the mean fitness of the successful results with
-  that choice, shrunk towards the overall mean by one pseudo-observation. A neighbour's score is
-  the change in that mean for the one dimension it changes.
+* The model, in the spirit of TPE: for every dimension and choice, how over-represented the choice
+  is among the best ``top_fraction`` of the successful results, ``(n_top + 1) / (n_all + 2)``. A
+  neighbour's score is the change in that share for the one dimension it changes.
 
 Failed candidates are never climbed from and do not feed the model; results told without being
 asked (history replay) count like any other. FINISHED once the space is exhausted.
@@ -26,7 +26,7 @@ import bisect
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from nas_core.arguments import check_bool, check_int, check_optional_int, check_positive
+from nas_core.arguments import check_bool, check_int, check_number, check_optional_int
 from nas_core.space import Architecture, SearchSpace
 from nas_core.strategy import FINISHED, Ask, Strategy, StrategyError, TrialResult
 
@@ -49,13 +49,14 @@ class LocalSearch(Strategy):
         seed: int = 0,
         initial: int = 10,
         prescreen: bool = True,
-        shrinkage: float = 1.0,
+        top_fraction: float = 0.4,
         max_candidates: int | None = None,
     ) -> None:
         super().__init__(space=space, seed=seed)
         self.initial = check_int("initial", initial, minimum=1)
         self.prescreen = check_bool("prescreen", prescreen)
-        self.shrinkage = check_positive("shrinkage", shrinkage)
+        self.top_fraction = check_number("top_fraction", top_fraction, minimum=0.0, maximum=1.0,
+                                         exclusive_minimum=True)
         self.max_candidates = check_optional_int("max_candidates", max_candidates, minimum=1)
         self._size = space.size
         self._radix = [len(d.choices) for d in space.dimensions]
@@ -71,23 +72,24 @@ class LocalSearch(Strategy):
     def _reset_derived(self) -> None:
         self._ranking: list[tuple[float, int, int]] = []  # (-fitness, order told, index), best first
         self._exhausted: set[int] = set()  # indices whose every neighbour is seen (seen only grows)
-        self._sums = [[0.0] * k for k in self._radix]
         self._counts = [[0] * k for k in self._radix]
-        self._total = 0.0
 
     def _learn(self, index: int, fitness: float) -> None:
         order = len(self._ranking)
         bisect.insort(self._ranking, (-fitness, order, index))
         for d, choice in enumerate(self._digits(index)):
-            self._sums[d][choice] += fitness
             self._counts[d][choice] += 1
-        self._total += fitness
 
     def _digits(self, index: int) -> list[int]:
         return [(index // stride) % k for stride, k in zip(self._stride, self._radix)]
 
-    def _choice_mean(self, d: int, choice: int, prior: float) -> float:
-        return (self._sums[d][choice] + self.shrinkage * prior) / (self._counts[d][choice] + self.shrinkage)
+    def _top_shares(self) -> list[list[float]]:
+        """Per dimension and choice: (count among the best ``top_fraction`` + 1) / (count + 2)."""
+        top = [[1.0] * k for k in self._radix]
+        for _, _, index in self._ranking[: max(1, int(len(self._ranking) * self.top_fraction))]:
+            for d, choice in enumerate(self._digits(index)):
+                top[d][choice] += 1
+        return [[t / (n + 2) for t, n in zip(row, counts)] for row, counts in zip(top, self._counts)]
 
     # ------------------------------------------------------------------- asking
     def _ask(self, trial_id: int) -> Ask:
@@ -114,12 +116,9 @@ class LocalSearch(Strategy):
             self.rng.shuffle(unseen)
             if not self.prescreen:
                 return unseen[0][1]
-            prior = self._total / len(self._ranking)
+            share = self._top_shares()
             digits = self._digits(center)
-            gains = [
-                sum(self._choice_mean(d, new, prior) - self._choice_mean(d, digits[d], prior) for d, new in changes)
-                for changes, _ in unseen
-            ]
+            gains = [sum(share[d][new] - share[d][digits[d]] for d, new in changes) for changes, _ in unseen]
             return unseen[max(range(len(unseen)), key=gains.__getitem__)][1]  # first of the best on ties
         return None
 
