@@ -73,10 +73,12 @@ class LocalSearch(Strategy):
         self._ranking: list[tuple[float, int, int]] = []  # (-fitness, order told, index), best first
         self._exhausted: set[int] = set()  # indices whose every neighbour is seen (seen only grows)
         self._counts = [[0] * k for k in self._radix]
+        self._top: list[list[int]] | None = None  # counts among the best top_fraction; None: stale
 
     def _learn(self, index: int, fitness: float) -> None:
         order = len(self._ranking)
         bisect.insort(self._ranking, (-fitness, order, index))
+        self._top = None
         for d, choice in enumerate(self._digits(index)):
             self._counts[d][choice] += 1
 
@@ -85,11 +87,12 @@ class LocalSearch(Strategy):
 
     def _top_shares(self) -> list[list[float]]:
         """Per dimension and choice: (count among the best ``top_fraction`` + 1) / (count + 2)."""
-        top = [[1.0] * k for k in self._radix]
-        for _, _, index in self._ranking[: max(1, int(len(self._ranking) * self.top_fraction))]:
-            for d, choice in enumerate(self._digits(index)):
-                top[d][choice] += 1
-        return [[t / (n + 2) for t, n in zip(row, counts)] for row, counts in zip(top, self._counts)]
+        if self._top is None:  # recounted once per new result, not once per ask
+            self._top = [[0] * k for k in self._radix]
+            for _, _, index in self._ranking[: max(1, int(len(self._ranking) * self.top_fraction))]:
+                for d, choice in enumerate(self._digits(index)):
+                    self._top[d][choice] += 1
+        return [[(t + 1) / (n + 2) for t, n in zip(row, counts)] for row, counts in zip(self._top, self._counts)]
 
     # ------------------------------------------------------------------- asking
     def _ask(self, trial_id: int) -> Ask:
