@@ -73,6 +73,14 @@ step also trains the narrowest and two random first-channel sub-networks (the "s
 of slimmable networks), so that every slice a candidate inherits has been trained as such."""
 
 
+SUPERNET_BN = ("reestimate", "inherit")
+"""Batch-norm statistics of a candidate sliced from the supernet. ``reestimate`` (default): measured
+again on a few training batches for the candidate's own widths (as slimmable and once-for-all
+networks do; beyond the paper, which does not say). ``inherit``: the supernet's stored statistics,
+sliced like the weights; they were measured on the widest network's inputs (or, sandwich-trained,
+on a mixture of sub-networks') and fit a narrower candidate's layers poorly."""
+
+
 class ChannelMask:
     """Runs a widest VGG-small as any of its first-channel sub-networks.
 
