@@ -137,7 +137,7 @@ class BinaryWidthEvaluator(Evaluator):
         self.val_size = val_size
         self.seed = seed
         self.supernet = supernet
-        self.supernet_epochs = supernet_epochs or max(3 * epochs, 1)
+        self.supernet_epochs = supernet_epochs or max(3 * epochs, 1)  # ours; the paper: 15× (150 for 10)
         self.supernet_training = supernet_training
         self.supernet_bn = supernet_bn
         self.cache_dir = cache_dir
