@@ -1,6 +1,6 @@
 """B5 — the paper's claim on digits: searched widths beat uniform widening (Table 1 layout).
 
-    python bench/b5_paper_claim.py                             # search 64 candidates, retrain 3 seeds × 40 epochs
+    python bench/b5_paper_claim.py                             # search 64 candidates, retrain 5 seeds × 40 epochs
     python bench/b5_paper_claim.py --budget 4 --population 2 --epochs 1 --retrain-epochs 1 --seeds 0 \\
         --uniform 1 4 --out /tmp/b5 --cache /tmp/b5/cache.json --retrain-dir /tmp/b5/retrain   # smoke
 
@@ -11,18 +11,24 @@ On the digits search with the digits-scaled VGG-small (width scale 1/8, 8×8 inp
    Evaluations are memoised in ``--cache`` — by default B1's cache, so the same search run by
    B1 (``evolution``, same seed, population and budget) costs nothing here;
 2. choose from the search (validation accuracy, search-time training): **Best fitness**;
-   **Auto-A**, the most accurate Pareto-front member (accuracy vs FLOPs) with FLOPs ≤ those of
+   **Auto-A**, the most accurate Pareto-front member (accuracy vs FLOPs) with fewer FLOPs than
    Uniform-1×; **Auto-B**, the most accurate front member with FLOPs ≤ half of Uniform-4×;
 3. retrain each chosen network and every Uniform-k× (``--uniform``, default 0.5 1 2 3 4) from
    scratch on train+val with ``evaluators.retrain.retrain`` (digits recipe, ``--retrain-epochs``)
-   for every seed in ``--seeds`` (a seed fixes initialisation and the data split, the same for
-   every model), and report test top-1 as mean ± std over seeds in the paper's Table 1 layout
-   (Models, FLOPs, Speedup over full precision, Memory, Top-1);
-4. check the claim: Auto-A more accurate than Uniform-1× at no more FLOPs, and Auto-B within
-   0.5 points of Uniform-4× at no more than half its FLOPs — each printed as holds / does not.
+   for every seed in ``--seeds``. The data split is the search's (``--evaluator-seed``) for every
+   seed, so the seed varies only initialisation and batch order, and the test images are never
+   ones the search trained or validated on. Test top-1 is reported as mean ± std over seeds in
+   the paper's Table 1 layout (Models, FLOPs, Speedup over full precision, Memory, Top-1);
+4. check the claim by the paper's criteria: Auto-A more accurate than Uniform-1× with fewer
+   FLOPs; Auto-B more accurate than Uniform-4× with no more than half its FLOPs. Each is printed
+   as holds / does not, with the difference of the means, the seeds on which the searched
+   network won (paired by seed) and whether the difference exceeds the spread across seeds (the
+   larger of the two rows' standard deviations). The looser "Auto-B within 0.5 points of
+   Uniform-4×" of earlier versions is reported beside it, not as the verdict.
 
-Retraining checkpoints go to ``--retrain-dir`` (default ``~/.cache/nas_core/bench/b5_retrain``;
-a finished retraining is only re-tested on a rerun). Outputs in ``--out``: ``b5_paper_claim.json``,
+Retraining checkpoints go to ``--retrain-dir`` (default ``~/.cache/nas_core/bench/b5_retrain/<commit>``,
+so that every row of a table is retrained by the code of one commit; a finished retraining is only
+re-tested on a rerun). Outputs in ``--out``: ``b5_paper_claim.json``,
 ``.csv`` (one row per retraining), ``.md`` (the table) and ``.png`` (search Pareto front with the
 chosen networks; retrained top-1 against FLOPs).
 """
@@ -59,12 +65,12 @@ def most_accurate(records: Iterable[Record]) -> Record | None:
 
 
 def choose(driver: Any, u1_flops: float, u4_flops: float) -> dict[str, Record | None]:
-    """Best fitness, Auto-A (front, FLOPs ≤ Uniform-1×) and Auto-B (front, FLOPs ≤ Uniform-4× / 2)."""
+    """Best fitness, Auto-A (front, FLOPs < Uniform-1×) and Auto-B (front, FLOPs ≤ Uniform-4× / 2)."""
     front = driver.pareto_front()
     best = driver.best(1)
     return {
         "Best fitness": best[0] if best else None,
-        "Auto-A": most_accurate(r for r in front if r.result.metrics["flops"] <= u1_flops * (1 + REL_TOL)),
+        "Auto-A": most_accurate(r for r in front if r.result.metrics["flops"] < u1_flops * (1 - REL_TOL)),
         "Auto-B": most_accurate(r for r in front if r.result.metrics["flops"] <= 0.5 * u4_flops * (1 + REL_TOL)),
     }
 
@@ -92,8 +98,8 @@ def retrain_all(models: dict[str, dict[str, float]], args: argparse.Namespace, w
         for folder, arch in distinct.items():
             for seed in args.seeds:
                 result = retrain(arch, backbone="vgg_small", dataset="digits", output_dir=folder / f"seed{seed}",
-                                 width_scale=width_scale, seed=seed, device=args.device, progress=False,
-                                 overrides={"epochs": args.retrain_epochs})
+                                 width_scale=width_scale, seed=seed, split_seed=args.evaluator_seed,
+                                 device=args.device, progress=False, overrides={"epochs": args.retrain_epochs})
                 done[(folder, seed)] = {"seed": seed, "test_accuracy": result.test_accuracy,
                                         "seconds_this_run": result.metrics.get("seconds_this_run"),
                                         "output_dir": str(result.output_dir)}
@@ -106,25 +112,40 @@ def retrain_all(models: dict[str, dict[str, float]], args: argparse.Namespace, w
             for label, arch in models.items()}
 
 
+def compare(searched: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """Searched against baseline: difference of the means, seeds won (paired by seed), spread."""
+    mine = {r["seed"]: r["test_accuracy"] for r in searched["runs"]}
+    theirs = {r["seed"]: r["test_accuracy"] for r in base["runs"]}
+    seeds = sorted(set(mine) & set(theirs))
+    diff = searched["top1_mean"] - base["top1_mean"]
+    spread = max(searched["top1_std"] or 0.0, base["top1_std"] or 0.0)
+    return {"difference": diff, "spread": spread, "exceeds_spread": abs(diff) > spread,
+            "seeds_won": sum(mine[s] > theirs[s] for s in seeds), "seeds_tied": sum(mine[s] == theirs[s] for s in seeds),
+            "seeds": len(seeds)}
+
+
 def claims(rows: dict[str, dict[str, Any]], u1: float, u4: float) -> dict[str, dict[str, Any]]:
-    """Whether Auto-A and Auto-B hold up against Uniform-1× and Uniform-4× (retrained means)."""
+    """The paper's two claims on the retrained means: Auto-A more accurate than Uniform-1× with fewer
+    FLOPs; Auto-B more accurate than Uniform-4× with at most half its FLOPs."""
     out: dict[str, dict[str, Any]] = {}
-    base1, base4 = rows.get("Uniform-1×"), rows.get("Uniform-4×")
-    a, b = rows.get("Auto-A"), rows.get("Auto-B")
-    if base1 is None or a is None:
-        out["Auto-A"] = {"holds": None, "why": ("Uniform-1× not in --uniform" if base1 is None
-                                                                 else "no front member has FLOPs ≤ Uniform-1×")}
-    else:
-        holds = a["flops"] <= u1 * (1 + REL_TOL) and a["top1_mean"] > base1["top1_mean"]
-        out["Auto-A"] = {"holds": holds, "why": f"Auto-A {a['top1_mean']:.2f}% at {a['flops'] / u1:.3f}× the FLOPs "
-                                                f"vs Uniform-1× {base1['top1_mean']:.2f}%"}
-    if base4 is None or b is None:
-        out["Auto-B"] = {"holds": None, "why": ("Uniform-4× not in --uniform" if base4 is None
-                                                                 else "no front member has FLOPs ≤ Uniform-4× / 2")}
-    else:
-        holds = b["flops"] <= 0.5 * u4 * (1 + REL_TOL) and b["top1_mean"] >= base4["top1_mean"] - 0.5
-        out["Auto-B"] = {"holds": holds, "why": f"Auto-B {b['top1_mean']:.2f}% at {b['flops'] / u4:.3f}× the FLOPs "
-                                                f"of Uniform-4× {base4['top1_mean']:.2f}% (must be within 0.5 points)"}
+    for label, base_label, flops_ok, flops_text in (
+            ("Auto-A", "Uniform-1×", lambda f: f < u1 * (1 - REL_TOL), "fewer FLOPs than Uniform-1×"),
+            ("Auto-B", "Uniform-4×", lambda f: f <= 0.5 * u4 * (1 + REL_TOL), "FLOPs ≤ Uniform-4× / 2")):
+        searched, base = rows.get(label), rows.get(base_label)
+        if base is None or searched is None:
+            out[label] = {"holds": None, "why": (f"{base_label} not in --uniform" if base is None
+                                                 else f"no front member has {flops_text}")}
+            continue
+        c = compare(searched, base)
+        holds = flops_ok(searched["flops"]) and c["difference"] > 0
+        ratio = searched["flops"] / base["flops"]
+        why = (f"{label} {searched['top1_mean']:.2f}% at {ratio:.3f}× the FLOPs of {base_label} "
+               f"{base['top1_mean']:.2f}%: difference {c['difference']:+.2f} points, "
+               f"{'exceeds' if c['exceeds_spread'] else 'within'} the spread across seeds (± {c['spread']:.2f}); "
+               f"better on {c['seeds_won']} of {c['seeds']} seeds")
+        out[label] = {"holds": holds, "why": why, "flops_ratio": ratio, **c}
+        if label == "Auto-B":
+            out[label]["within_half_point"] = flops_ok(searched["flops"]) and c["difference"] >= -0.5
     return out
 
 
@@ -197,14 +218,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--search-seed", type=int, default=0, help="seed of the evolution")
     parser.add_argument("--evaluator-seed", type=int, default=0, help="seed of the search's data split and init")
     parser.add_argument("--subset-per-class", type=int, default=None, help="search on this many images per class")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="retraining seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                        help="retraining seeds (initialisation and batch order; the data split is the search's)")
     parser.add_argument("--retrain-epochs", type=int, default=40, help="retraining epochs (digits recipe: 40)")
     parser.add_argument("--uniform", type=float, nargs="+", default=[0.5, 1.0, 2.0, 3.0, 4.0],
                         help="Uniform-k× baselines to retrain")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache", type=Path, default=RESULTS / "b1_cache.json", help="search evaluation cache")
-    parser.add_argument("--retrain-dir", type=Path, default=WORK / "b5_retrain")
+    parser.add_argument("--retrain-dir", type=Path, default=None,
+                        help="retraining checkpoints (default ~/.cache/nas_core/bench/b5_retrain/<commit>)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="output folder")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -216,6 +239,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     meta = header("B5 paper claim", "b5_paper_claim.py", argv, args)
+    commit = meta["machine"].get("git_commit") or "unknown"
+    if commit.endswith("-dirty") or commit == "unknown":
+        print(f"warning: commit {commit}: a published table must come from a clean tree", file=sys.stderr)
+    if args.retrain_dir is None:
+        args.retrain_dir = WORK / "b5_retrain" / commit
+    meta["args"]["retrain_dir"] = str(args.retrain_dir)
     evaluator_args: dict[str, Any] = {"epochs": args.epochs, "threads": args.threads, "seed": args.evaluator_seed}
     if args.subset_per_class is not None:
         evaluator_args["subset_per_class"] = args.subset_per_class
@@ -253,6 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         v = verdicts[label]
         state = {True: "HOLDS", False: "DOES NOT HOLD", None: "NOT CHECKED"}[v["holds"]]
         print(f"{label}: {state} — {v['why']}")
+        if "within_half_point" in v:
+            print(f"  (looser, not the paper's: Auto-B within 0.5 points of Uniform-4× at ≤ half its FLOPs: "
+                  f"{'yes' if v['within_half_point'] else 'no'})")
     for label, record in chosen.items():
         if record is not None:
             print(f"  {label}: {record.arch}")

@@ -292,6 +292,8 @@ def evaluator_setting(evaluator: Evaluator) -> dict[str, Any]:
         setting["supernet_epochs"] = getattr(evaluator, "supernet_epochs", None)
         if getattr(evaluator, "supernet_training", "widest") != "widest":
             setting["supernet_training"] = evaluator.supernet_training
+        if getattr(evaluator, "supernet_bn", "inherit") != "inherit":  # results of "inherit" keep their old key
+            setting["supernet_bn"] = evaluator.supernet_bn
     config = getattr(evaluator, "train_config", None)
     if config is not None and hasattr(config, "to_json"):
         setting["train"] = config.to_json()

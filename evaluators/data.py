@@ -7,7 +7,8 @@ class-balanced hold-out, so search never looks at the test set. The built-in loa
 
 ``digits``    scikit-learn's bundled 8x8 digits (1797 images, no files needed):
               pixels scaled to [0, 1], then normalised with the training
-              split's mean/std; stratified 60/20/20 train/val/test split; kept
+              split's mean/std; stratified 60/20/20 train/val/test split, the
+              test part the same for every seed; kept
               as in-memory ``TensorDataset``s (the embedded default, fast).
 ``cifar10``   ``root/cifar-10-batches-py`` in torchvision's CIFAR-10 python
               pickle format (read here directly: torchvision's reader insists
@@ -183,6 +184,10 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+DIGITS_TEST_SEED = 0
+"""The one seed of the digits test split (0: the split every seed-0 run has always used)."""
+
+
 def load_digits(root: str | os.PathLike | None = None, *, seed: int, val_size: int | None,
                 image_size: int | None = None) -> DataSplits:
     """scikit-learn's 8x8 digits (``root`` and ``image_size`` unused: bundled, fixed size)."""
@@ -193,7 +198,9 @@ def load_digits(root: str | os.PathLike | None = None, *, seed: int, val_size: i
     idx = np.arange(n)
     test_n = round(0.2 * n)
     val_n = round(0.2 * n) if val_size is None else int(val_size)
-    rest, test_idx = train_test_split(idx, test_size=test_n, random_state=seed, stratify=y)
+    # The test split is fixed (like CIFAR-10's test_batch and ImageNet's val): the seed only moves
+    # the train/val hold-out, so no seed's test images were ever trained or validated on.
+    rest, test_idx = train_test_split(idx, test_size=test_n, random_state=DIGITS_TEST_SEED, stratify=y)
     if not 0 < val_n < len(rest):
         raise ValueError(f"digits: val_size must be in [1, {len(rest) - 1}], got {val_size}")
     train_idx, val_idx = train_test_split(

@@ -4,6 +4,14 @@ The widest network (every layer at the largest ratio, 4× in the paper) is train
 experiment setting on the search subset; each candidate then starts from the *first* channels
 of every layer of it (:func:`evaluators.backbones.slice_state_dict`).
 
+What is the paper's and what is ours: the widest network, its training on the search subset and
+the first-channel slicing are the paper's. Its length is ours by default: ``supernet_epochs``
+defaults to 3× the candidate epochs, where the paper's ImageNet setting is 150 supernet epochs
+for 10-epoch candidates (15×; pass ``supernet_epochs=15 * epochs`` for that). Its recipe is the
+candidates' (Adam, see :mod:`evaluators.training`; the paper does not give one). Re-estimating
+each candidate's batch-norm statistics after slicing (:data:`SUPERNET_BN`) and sandwich-rule
+training (:data:`SUPERNET_TRAINING`) are ours, beyond the paper.
+
 Trained once, cached on disk under a key made of everything that changes it (backbone, data,
 width scale, training recipe, seed), and safe when several trials start at once: the first
 takes an exclusive file lock and trains, the others wait on the lock and then load the file,
@@ -71,6 +79,14 @@ SUPERNET_TRAINING = ("widest", "sandwich")
 """``widest``: the paper's supernet, only the widest network is trained. ``sandwich``: every
 step also trains the narrowest and two random first-channel sub-networks (the "sandwich rule"
 of slimmable networks), so that every slice a candidate inherits has been trained as such."""
+
+
+SUPERNET_BN = ("reestimate", "inherit")
+"""Batch-norm statistics of a candidate sliced from the supernet. ``reestimate`` (default): measured
+again on a few training batches for the candidate's own widths (as slimmable and once-for-all
+networks do; beyond the paper, which does not say). ``inherit``: the supernet's stored statistics,
+sliced like the weights; they were measured on the widest network's inputs (or, sandwich-trained,
+on a mixture of sub-networks') and fit a narrower candidate's layers poorly."""
 
 
 class ChannelMask:

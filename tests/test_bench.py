@@ -111,19 +111,21 @@ def test_b3_smoke(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("training", ["widest", "sandwich"])
-def test_b4_smoke(tmp_path, training):
-    argv = ["--supernet-training", training, "--archs", "3", "--full-epochs", "2", "--epochs", "1", "--short-epochs", "1", "--supernet-epochs", "1",
-            "--subset-per-class", "10", "--threads", "1", "--supernet-cache", str(tmp_path / "supernet"),
-            "--cache", str(tmp_path / "cache.json"), "--out", str(tmp_path), "--no-progress"]
+def test_b4_smoke(tmp_path):
+    argv = ["--archs", "3", "--full-epochs", "2", "--epochs", "1", "--short-epochs", "1", "--supernet-epochs", "1",
+            "--subset-per-class", "10", "--threads", "1", "--bootstrap", "20", "--out", str(tmp_path), "--no-progress"]
     assert b4.main(argv) == 0
-    data = outputs(tmp_path, "b4_supernet_ranking", {"summary", "supernet", "architectures", "epochs"})
+    data = outputs(tmp_path, "b4_supernet_ranking", {"summary", "supernets", "architectures", "epochs"})
     assert len(data["architectures"]) == 3
     summary = data["summary"]
-    assert {"tau_fitness_short", "tau_fitness_supernet", "tau_accuracy_supernet", "train_seconds",
-            "speedup_vs_short", "target_met"} <= set(summary)
-    assert data["supernet"]["trained_now"] and data["supernet"]["train_seconds"] > 0
-    assert all(summary["train_seconds"][s] > 0 for s in ("full", "short", "supernet"))
+    assert set(summary["settings"]) == set(b4.PROXIES)
+    for name, entry in summary["settings"].items():
+        assert {"tau_fitness", "tau_fitness_ci95", "tau_accuracy", "speedup_vs_short", "target_met"} <= set(entry)
+        assert (name in b4.SUPERNET_OF) == ("speedup_vs_short_amortised" in entry)
+    # trained within this run's timed preparation, not read from an earlier run
+    assert all(info["prepare_seconds"] >= info["train_seconds"] > 0 for info in data["supernets"].values())
+    assert all(summary["seconds_per_candidate"][s] > 0 for s in b4.SETTINGS)
+    assert data["summary"]["amortise_over"] == 1600
 
 
 @pytest.mark.slow
