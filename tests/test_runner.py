@@ -4,7 +4,7 @@ import pytest
 
 from nas_core import StrategyError, run_search
 from nas_core.runner import describe_evaluator, evaluator_score
-from tests.toy_plugins import BatchStrategy, ToyEvaluator, toy_space
+from tests.toy_plugins import BatchStrategy, ClockedEvaluator, SteppedClock, ToyEvaluator, toy_space
 
 
 def strategy(**kw):
@@ -72,11 +72,13 @@ def test_evaluator_score_turns_exceptions_into_failures():
     assert result.status == "failed" and result.reason == "RuntimeError: CUDA out of memory"
 
 
-def test_evaluator_score_prepares_outside_the_timing_and_reports_a_failed_preparation():
+def test_evaluator_score_prepares_outside_the_timing_and_reports_a_failed_preparation(monkeypatch):
     arch = {"layer0": 0, "layer1": 1, "layer2": 0}
-    evaluator = ToyEvaluator(epochs=1, prepare_seconds=0.5)
+    clock = SteppedClock()
+    monkeypatch.setattr("nas_core.runner.time.perf_counter", clock)
+    evaluator = ClockedEvaluator(clock, epochs=1)
     result = evaluator_score(evaluator)(arch)
-    assert result.ok and evaluator.prepared == 1 and result.metrics["evaluator_seconds"] < 0.25
+    assert result.ok and evaluator.prepared == 1 and result.metrics["evaluator_seconds"] == 1.0
     failed = evaluator_score(ToyEvaluator(prepare_error="no data"))(arch)
     assert failed.status == "failed" and failed.reason == "preparing the evaluator: RuntimeError: no data"
 

@@ -115,3 +115,33 @@ class ProcessReportingEvaluator(ToyEvaluator):
         import os
 
         return {**super().evaluate(arch, reporter), "pid": float(os.getpid())}
+
+
+class SteppedClock:
+    """A stand-in for ``time.perf_counter`` that moves only when told: timing assertions then test
+    *what* was timed, never how long the machine took."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class ClockedEvaluator(ToyEvaluator):
+    """Its preparation moves the clock by 100 s and each evaluation by 1 s."""
+
+    def __init__(self, clock: SteppedClock, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.clock = clock
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.clock.advance(100.0)
+
+    def evaluate(self, arch, reporter=null_reporter):
+        self.clock.advance(1.0)
+        return super().evaluate(arch, reporter)
