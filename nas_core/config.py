@@ -45,6 +45,8 @@ class SearchConfig:
     registered_tuners: dict[str, str] = field(default_factory=dict)
     tuner_space: str | None = None
     """Our tuner's ``classArgs.space``: the space it builds instead of a plain one from the file."""
+    notes: list[str] = field(default_factory=list)
+    """What was not checked, and why (e.g. data that lives on remote workers), one line each."""
 
     @property
     def base_dir(self) -> Path:
@@ -67,7 +69,15 @@ def load_search_config(path: str | Path, *, check_evaluator: bool = True) -> Sea
         raw = load_mapping_file(config_path)
     except SpecError as err:
         raise ConfigError(str(err)) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {str(config_path)!r} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     base = config_path.parent
+    from .nni_adapter.config_check import NniConfigError, check_nni_config
+
+    try:
+        check_nni_config(raw, base)
+    except NniConfigError as err:
+        raise ConfigError(str(err)) from None
 
     space = _read_space(raw, base)
     concurrency = raw.get("trialConcurrency", 1)
@@ -95,6 +105,8 @@ def _read_space(raw: dict[str, Any], base: Path) -> SearchSpace:
             spec = load_mapping_file(file)
         except SpecError as err:
             raise ConfigError(f"{where}: {err}") from None
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{where} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     else:
         raise ConfigError("the config has neither searchSpaceFile nor searchSpace")
     try:
@@ -127,7 +139,8 @@ def _read_tuner(config: SearchConfig) -> None:
             config.tuner_space = class_args.get("space") or None
             STRATEGIES.build(config.strategy, config.strategy_args, space=config.space, seed=config.seed)
     except (RegistryError, PluginArgumentError) as err:
-        raise ConfigError(f"tuner.classArgs: {err}") from None
+        text = str(err)
+        raise ConfigError(text if text.startswith("tuner.classArgs") else f"tuner.classArgs: {text}") from None
 
 
 @contextlib.contextmanager
