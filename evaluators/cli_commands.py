@@ -118,6 +118,19 @@ def cmd_paper_report(args: argparse.Namespace) -> int:
     from nas_core.report import write_report
     from nas_core.results import load_results
 
+    from nas_core.arguments import check_number, check_positive
+    from nas_core.cli import check_top
+
+    check_top(args.top)
+    try:  # before reading the search, so a bad flag is named first
+        if args.lam is not None:
+            check_number("--lam", args.lam, minimum=0.0)
+        if args.width_scale is not None:
+            check_positive("--width-scale", args.width_scale)
+        if args.image_size is not None:
+            check_positive("--image-size", args.image_size)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
     location = experiment_location(args.location)
     results = load_results(location)
     results.evaluator = paper_description(results.evaluator, backbone=args.backbone, dataset=args.dataset,

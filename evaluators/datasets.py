@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from nas_core.arguments import check_bool, check_int, check_positive
-from nas_core.errors import UserError
+from nas_core.errors import DataUnavailableError, UserError
 
 __all__ = ["DataError", "DatasetInfo", "register_dataset", "unregister_dataset", "get_dataset", "dataset_names", "dataset_settings"]
 
 
-class DataError(UserError, ValueError):
+class DataError(DataUnavailableError, ValueError):
     """Missing or malformed dataset files (one-line message naming the path)."""
 
 

@@ -34,7 +34,7 @@ from nas_core.errors import UserError
 from nas_core.state_io import write_json_atomic
 
 from .backbones import build_network
-from .training import TrainConfig, accuracy, make_optimizer, make_scheduler, pick_device, train_one_epoch
+from .training import TrainConfig, TrainingDiverged, accuracy, make_optimizer, make_scheduler, pick_device, train_one_epoch
 
 RETRAIN_DEFAULTS: dict[str, TrainConfig] = {
     "cifar10": TrainConfig(epochs=200, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
@@ -103,6 +103,7 @@ def retrain(
                                          width_scale=width_scale, seed=split_seed, device=device)
         ratios = {name: float(v) for name, v in evaluator.space.validate(arch).items()}
         train_config = replace(config or RETRAIN_DEFAULTS[dataset], **dict(overrides or {}))
+        target = pick_device(device)
     except DataError:
         raise
     except ValueError as err:
@@ -119,7 +120,6 @@ def retrain(
     full_train = ConcatDataset([splits.train, splits.val])
     train_loader = make_loader(full_train, train_config.batch_size, shuffle=True, seed=seed)
     test_loader = make_loader(splits.test, max(256, train_config.batch_size), shuffle=False, seed=seed)
-    target = pick_device(device)
     torch.manual_seed(seed)
     model = build_network(backbone, ratios, width_scale=evaluator.width_scale, num_classes=splits.num_classes,
                           in_channels=splits.in_channels).to(target)
@@ -142,7 +142,12 @@ def retrain(
         bar = tqdm(total=train_config.epochs, initial=start_epoch, desc="retrain", unit="epoch")
     started = time.perf_counter()
     for epoch in range(start_epoch, train_config.epochs):
-        loss = train_one_epoch(model, train_loader, optimizer, target, epoch=epoch)
+        try:
+            loss = train_one_epoch(model, train_loader, optimizer, target, epoch=epoch)
+        except TrainingDiverged as err:
+            if bar is not None:
+                bar.close()
+            raise RetrainError(f"training diverged ({err}) with lr {train_config.lr:g}; try a smaller --lr") from None
         scheduler.step()
         history.append({"epoch": epoch + 1, "loss": loss, "lr": optimizer.param_groups[0]["lr"]})
         tmp = checkpoint.with_suffix(".tmp")

@@ -28,6 +28,29 @@ class UsageError(UserError, ValueError):
     """Bad command-line input; printed as one line, exit status 2."""
 
 
+def checked(check: Callable[..., Any], name: str, value: object, **bounds: Any) -> Any:
+    """``check(name, value, **bounds)`` from :mod:`nas_core.arguments`, its ValueError as a :class:`UsageError`."""
+    try:
+        return check(name, value, **bounds)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def check_top(value: object) -> int:
+    """``--top``: how many best architectures to show (0 or more)."""
+    from .arguments import check_int
+
+    return int(checked(check_int, "--top", value, minimum=0))
+
+
+def write_output_file(path: str, text: str) -> None:
+    """Write ``text`` to ``path``; a missing folder or an unwritable place is a :class:`UsageError`."""
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"-o {path!r}: cannot write it ({err.strerror or err})") from None
+
+
 # ------------------------------------------------------------------- listing
 def _describe(registry: Registry, name: str) -> str:
     try:
@@ -58,7 +81,7 @@ def cmd_space_json(args: argparse.Namespace) -> int:
     space = SPACES.build(args.space, parse_args_text(args.args))
     text = json.dumps(space.to_nni(), indent=2) + "\n"
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_output_file(args.output, text)
         print(f"wrote {args.output} ({len(space.names)} dimensions, {space.size} architectures)")
     else:
         sys.stdout.write(text)
@@ -69,6 +92,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .config import load_search_config
 
     config = load_search_config(args.config)
+    for note in config.notes:
+        print(f"note: {note}")
     print(f"{args.config}: OK ({len(config.space.names)} dimensions, strategy {config.strategy or 'external'}, "
           f"evaluator {config.evaluator or 'external'})")
     return 0
@@ -76,14 +101,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------- search
 def _free_port(preferred: int) -> int:
-    for port in [preferred, *range(preferred + 1, preferred + 50)]:
+    from .arguments import check_int
+
+    checked(check_int, "--port", preferred, minimum=1, maximum=65535)
+    for port in [preferred, *range(preferred + 1, min(preferred + 50, 65536))]:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("0.0.0.0", port))
                 return port
             except OSError:
                 continue
-    raise UsageError(f"--port {preferred}: no free port in {preferred}..{preferred + 49}")
+    raise UsageError(f"--port {preferred}: no free port in {preferred}..{min(preferred + 49, 65535)}")
 
 
 def _manager_poll(text: str) -> float | None:
@@ -105,8 +133,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "all"):
         raise UsageError(f"--host {args.host!r}: use 127.0.0.1 (the default) or 'all'; NNI's own launcher "
                          "checks the manager on localhost, so a single other address cannot work")
+    from .arguments import check_int, check_positive
+
     manager_poll = _manager_poll(args.manager_poll)
+    check_top(args.top)
+    checked(check_int, "--port", args.port, minimum=1, maximum=65535)
+    if args.timeout is not None:
+        checked(check_positive, "--timeout", args.timeout)
     config = load_search_config(args.config)
+    for note in config.notes:
+        print(f"note: {note}")
     port = _free_port(args.port)
     host = None if args.host == "all" else "127.0.0.1"
     nni_experiment.quiet_nni_logging()
@@ -146,7 +182,27 @@ def cmd_search(args: argparse.Namespace) -> int:
     print_best(results, args.top)
     out_dir = Path(args.output) if args.output else outcome.experiment_dir / "nas_results"
     write_results(results, out_dir)
+    failure = no_success_reason(results)
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
     return 0 if outcome.status == "DONE" else 1
+
+
+def no_success_reason(results: SearchResults) -> str | None:
+    """None if some candidate succeeded; otherwise one line saying so, with the most common reason."""
+    from collections import Counter
+
+    evaluated = results.evaluated()
+    if any(r.result.ok for r in evaluated):
+        return None
+    if not evaluated:
+        return "no candidate was evaluated"
+    reasons = Counter(" ".join(str(r.result.reason or "no reason given").split()) for r in evaluated)
+    reason, count = reasons.most_common(1)[0]
+    if len(reason) > 300:
+        reason = reason[:297] + "..."
+    return f"no candidate succeeded ({len(evaluated)} failed); most common reason ({count} of them): {reason}"
 
 
 def _configured_description(config: SearchConfig) -> dict[str, Any] | None:
@@ -182,8 +238,12 @@ def write_results(results: SearchResults, out_dir: Path) -> None:
 def experiment_location(location: str) -> Path:
     """An experiment directory or state file given as a path, or an NNI experiment id's directory."""
     path = Path(location)
-    if path.exists():
-        return path
+    try:
+        if path.exists():
+            return path
+    except OSError as err:  # e.g. a name longer than the file system allows
+        raise UsageError(f"{location[:60]!r}{'...' if len(location) > 60 else ''} ({len(location)} characters) is "
+                         f"neither a folder nor a known NNI experiment id: {err.strerror or err}") from None
     try:
         from nni.tools.nnictl.config_utils import Experiments
 
@@ -221,6 +281,7 @@ def default_output(location: Path) -> Path:
 def cmd_report(args: argparse.Namespace) -> int:
     from .results import load_results
 
+    check_top(args.top)
     location = experiment_location(args.location)
     results = load_results(location)
     print_best(results, args.top)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import DataUnavailableError, UserError
+from .nni_adapter.config_check import is_local
 from .registry import STRATEGIES, PluginArgumentError, RegistryError, build_plugin
 from .space import InvalidSpaceError, SearchSpace
 from .spec import SpecError, build_evaluator, load_mapping_file, parse_args_text
@@ -143,6 +144,12 @@ def _read_tuner(config: SearchConfig) -> None:
         raise ConfigError(text if text.startswith("tuner.classArgs") else f"tuner.classArgs: {text}") from None
 
 
+def _platforms(raw: dict[str, Any]) -> str:
+    services = raw.get("trainingService")
+    entries = services if isinstance(services, list) else [services]
+    return ", ".join(str(e.get("platform")) for e in entries if isinstance(e, dict))
+
+
 @contextlib.contextmanager
 def _on_sys_path(directory: str) -> Iterator[None]:
     added = directory not in sys.path
@@ -184,8 +191,13 @@ def _read_trial(config: SearchConfig, *, check_evaluator: bool) -> None:
     try:
         with _on_sys_path(str(code_dir.resolve())):  # a trial runs in trialCodeDirectory with `python -m`
             evaluator = build_evaluator(args.evaluator, config.evaluator_args)
-    except (SpecError, RegistryError, PluginArgumentError) as err:
-        raise ConfigError(f"trialCommand: {err}") from None
+    except (SpecError, RegistryError, PluginArgumentError, DataUnavailableError) as err:
+        data_missing = isinstance(err, DataUnavailableError) or isinstance(err.__cause__, DataUnavailableError)
+        if not data_missing or is_local(config.raw):
+            raise ConfigError(f"trialCommand: {err}") from None
+        config.notes.append(f"data not checked: the trials read it on the {_platforms(config.raw)} training "
+                            f"service's machines, not here ({' '.join(str(err).split())})")
+        return
     expected = evaluator.search_space()
     operators = own_operators(expected)
     if config.strategy is not None and operators and config.tuner_space is None:

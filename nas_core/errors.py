@@ -7,8 +7,13 @@ own input errors from :class:`UserError` too, so the core never needs to know th
 
 from __future__ import annotations
 
-__all__ = ["UserError"]
+__all__ = ["DataUnavailableError", "UserError"]
 
 
 class UserError(Exception):
     """Bad input (an argument, a file, a name); the message names the value and what is expected."""
+
+
+class DataUnavailableError(UserError):
+    """Data an evaluator reads is missing or unreadable on this machine. A search whose trials run
+    elsewhere (a remote training service) reads it on the workers, so the config check only notes it."""
