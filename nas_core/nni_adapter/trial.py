@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None, *, evaluators: dict[Any, Evaluator] | No
         except json.JSONDecodeError as err:
             print(f"error: --arch is not a JSON object: {err}", file=sys.stderr)
             return 2
+        if not isinstance(params, dict):
+            print(f"error: --arch {args.arch!r} is not a JSON object (name -> value)", file=sys.stderr)
+            return 2
         return run_trial(evaluator, params, intermediate=lambda m: print("epoch", json.dumps(m)),
                          final=lambda m: print("final", json.dumps(m)))
     from .trial_io import TrialSession
