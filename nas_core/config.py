@@ -73,12 +73,6 @@ def load_search_config(path: str | Path, *, check_evaluator: bool = True) -> Sea
     except UnicodeDecodeError as err:
         raise ConfigError(f"config file {str(config_path)!r} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     base = config_path.parent
-    from .nni_adapter.config_check import NniConfigError, check_nni_config
-
-    try:
-        check_nni_config(raw, base)
-    except NniConfigError as err:
-        raise ConfigError(str(err)) from None
 
     space = _read_space(raw, base)
     concurrency = raw.get("trialConcurrency", 1)
@@ -89,11 +83,23 @@ def load_search_config(path: str | Path, *, check_evaluator: bool = True) -> Sea
         raise ConfigError(f"maxTrialNumber={max_trials!r} must be a positive integer")
     if "trialCommand" not in raw or not isinstance(raw["trialCommand"], str):
         raise ConfigError("trialCommand is missing (e.g. 'python3 -m nas_core.trial --evaluator binary_width')")
+    _check_with_nni(raw, base)
 
     config = SearchConfig(config_path, raw, space, concurrency, max_trials)
     _read_tuner(config)
     _read_trial(config, check_evaluator=check_evaluator)
     return config
+
+
+def _check_with_nni(raw: dict[str, Any], base: Path) -> None:
+    """What NNI's own config classes, and its dispatcher's tuner import, would refuse (after our own checks,
+    whose messages say more)."""
+    from .nni_adapter.config_check import NniConfigError, check_nni_config
+
+    try:
+        check_nni_config(raw, base)
+    except NniConfigError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _read_space(raw: dict[str, Any], base: Path) -> SearchSpace:
