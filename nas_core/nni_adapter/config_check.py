@@ -68,13 +68,12 @@ def _platforms() -> list[str]:
     return names
 
 
-def _check_training_services(raw: dict[str, Any]) -> list[str]:
-    """The platform of every training service (``trainingService`` may be a list)."""
+def _check_training_services(raw: dict[str, Any]) -> None:
+    """Every training service (``trainingService`` may be a list) names a platform NNI has, with keys it knows."""
     services = raw.get("trainingService")
     if services is None:
         raise NniConfigError("trainingService is missing (e.g. trainingService: {platform: local})")
     entries = services if isinstance(services, list) else [services]
-    platforms = []
     for index, entry in enumerate(entries):
         where = "trainingService" if not isinstance(services, list) else f"trainingService[{index}]"
         if not isinstance(entry, dict) or "platform" not in entry:
@@ -88,8 +87,6 @@ def _check_training_services(raw: dict[str, Any]) -> list[str]:
         from nni.experiment.config.utils import internal
 
         _unknown_keys(entry, internal._get_ts_config_class(entry["platform"]), f"{where}: ")
-        platforms.append(str(entry["platform"]))
-    return platforms
 
 
 def _check_algorithms(raw: dict[str, Any]) -> None:
@@ -159,12 +156,9 @@ def _check_tuner(raw: dict[str, Any]) -> None:
         importlib.import_module(module)
     except ModuleNotFoundError as err:
         missing = (err.name or "").split(".")[0]
-        if missing in EXTRA_PACKAGES:
-            how = TUNERS_EXTRA
-        else:
-            how = f"pip install {OTHER_PACKAGES.get(missing, missing)}"
-        raise NniConfigError(f"tuner {name!r} needs the package {OTHER_PACKAGES.get(missing, EXTRA_PACKAGES.get(missing, missing))!r}, "
-                             f"which is not installed: {how}") from None
+        package = EXTRA_PACKAGES.get(missing) or OTHER_PACKAGES.get(missing, missing)
+        how = TUNERS_EXTRA if missing in EXTRA_PACKAGES else f"pip install {package}"
+        raise NniConfigError(f"tuner {name!r} needs the package {package!r}, which is not installed: {how}") from None
 
 
 def _nni_validate(raw: dict[str, Any], base: Path) -> None:
