@@ -9,7 +9,9 @@ class-balanced hold-out, so search never looks at the test set. The built-in loa
               pixels scaled to [0, 1], then normalised with the training
               split's mean/std; stratified 60/20/20 train/val/test split, the
               test part the same for every seed; kept
-              as in-memory ``TensorDataset``s (the embedded default, fast).
+              as in-memory ``TensorDataset``s (the embedded default, fast). The
+              images and each seed's split are cached under ``$NAS_CORE_CACHE/digits``,
+              so later runs need neither scikit-learn nor SciPy.
 ``cifar10``   ``root/cifar-10-batches-py`` in torchvision's CIFAR-10 python
               pickle format (read here directly: torchvision's reader insists
               on the official MD5 sums, and nothing is ever downloaded).  Train
@@ -28,10 +30,13 @@ naming the path and what was expected.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 import pickle
+import tempfile
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,41 +176,83 @@ def _holdout(labels: Sequence[int], val_size: int, seed: int, what: str) -> tupl
 # ------------------------------------------------------------------ digits
 
 
-@functools.lru_cache(maxsize=1)
-def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """(images in [0, 1] as float32 [N, 8, 8], labels int64), read once per process."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = bunch.images.astype(np.float32) / 16.0  # pixel values are 0..16
-    x.setflags(write=False)
-    y = bunch.target.astype(np.int64)
-    y.setflags(write=False)
-    return x, y
-
-
+DIGITS_SIZE = 1797
+"""Images in scikit-learn's digits (fixed: it is bundled with scikit-learn)."""
 DIGITS_TEST_SEED = 0
 """The one seed of the digits test split (0: the split every seed-0 run has always used)."""
+DIGITS_CACHE_FORMAT = 2
+"""Version of the cached digits files; bump it when what :func:`_digits_from_sklearn` computes changes
+(2: the test split fixed by :data:`DIGITS_TEST_SEED`)."""
+
+
+def digits_cache_dir() -> Path:
+    """Where the digits images and splits are cached: ``$NAS_CORE_CACHE/digits`` (default
+    ``~/.cache/nas_core/digits``)."""
+    return Path(os.environ.get("NAS_CORE_CACHE", Path.home() / ".cache" / "nas_core")) / "digits"
+
+
+def _digits_from_sklearn(seed: int, test_n: int, val_n: int) -> dict[str, np.ndarray]:
+    """The raw images (0..16), labels and the stratified train/val/test indices, from scikit-learn."""
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = sklearn_digits()
+    y = bunch.target.astype(np.int64)
+    # The test split is fixed (like CIFAR-10's test_batch and ImageNet's val): the seed only moves
+    # the train/val hold-out, so no seed's test images were ever trained or validated on.
+    rest, test_idx = train_test_split(np.arange(len(y)), test_size=test_n, random_state=DIGITS_TEST_SEED,
+                                      stratify=y)
+    train_idx, val_idx = train_test_split(rest, test_size=val_n, random_state=seed + 1, stratify=y[rest])
+    return {"images": bunch.images.astype(np.uint8), "labels": y, "train": train_idx, "val": val_idx,
+            "test": test_idx}
+
+
+def _save_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` so that a concurrent reader sees the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
+@functools.lru_cache(maxsize=4)
+def digits_arrays(seed: int, test_n: int, val_n: int) -> dict[str, np.ndarray]:
+    """:func:`_digits_from_sklearn`, cached on disk (:func:`digits_cache_dir`).
+
+    Importing scikit-learn (and the SciPy it pulls in) takes 1-1.5 s, paid by every resident trial
+    worker's first trial; the cached arrays load in milliseconds with numpy alone. A missing,
+    unreadable or unwritable cache only means computing them again.
+    """
+    path = digits_cache_dir() / f"digits-v{DIGITS_CACHE_FORMAT}-seed{seed}-test{test_n}-val{val_n}.npz"
+    try:
+        with np.load(path) as cached:
+            arrays = {name: cached[name] for name in ("images", "labels", "train", "val", "test")}
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        arrays = _digits_from_sklearn(seed, test_n, val_n)
+        with contextlib.suppress(OSError):
+            _save_atomically(path, arrays)
+    for array in arrays.values():
+        array.setflags(write=False)
+    return arrays
 
 
 def load_digits(root: str | os.PathLike | None = None, *, seed: int, val_size: int | None,
                 image_size: int | None = None) -> DataSplits:
     """scikit-learn's 8x8 digits (``root`` and ``image_size`` unused: bundled, fixed size)."""
-    from sklearn.model_selection import train_test_split
-
-    x, y = _digits_arrays()
-    n = len(y)
-    idx = np.arange(n)
+    n = DIGITS_SIZE
     test_n = round(0.2 * n)
     val_n = round(0.2 * n) if val_size is None else int(val_size)
-    # The test split is fixed (like CIFAR-10's test_batch and ImageNet's val): the seed only moves
-    # the train/val hold-out, so no seed's test images were ever trained or validated on.
-    rest, test_idx = train_test_split(idx, test_size=test_n, random_state=DIGITS_TEST_SEED, stratify=y)
-    if not 0 < val_n < len(rest):
-        raise ValueError(f"digits: val_size must be in [1, {len(rest) - 1}], got {val_size}")
-    train_idx, val_idx = train_test_split(
-        rest, test_size=val_n, random_state=seed + 1, stratify=y[rest]
-    )
+    if not 0 < val_n < n - test_n:
+        raise ValueError(f"digits: val_size must be in [1, {n - test_n - 1}], got {val_size}")
+    arrays = digits_arrays(seed, test_n, val_n)
+    x = arrays["images"].astype(np.float32) / 16.0  # pixel values are 0..16
+    y = arrays["labels"]
+    train_idx, val_idx, test_idx = arrays["train"], arrays["val"], arrays["test"]
     mean = float(x[train_idx].mean())
     std = float(x[train_idx].std())
 

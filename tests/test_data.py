@@ -305,3 +305,71 @@ def test_tensor_loader_covers_epoch_and_is_seeded():
     batches = list(make_loader(sub, 3, shuffle=False, seed=0))
     assert [b[1].tolist() for b in batches] == [[9, 7, 5], [3]]
     assert len(make_loader(ds, 4, shuffle=False, seed=0, drop_last=True)) == 2
+
+
+@pytest.fixture()
+def digits_cache(tmp_path, monkeypatch):
+    """An empty digits cache of the test's own."""
+    from evaluators.data import digits_arrays
+
+    monkeypatch.setenv("NAS_CORE_CACHE", str(tmp_path))
+    digits_arrays.cache_clear()
+    yield tmp_path / "digits"
+    digits_arrays.cache_clear()
+
+
+def test_cached_digits_equal_scikit_learns(digits_cache):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from evaluators.data import DIGITS_TEST_SEED, digits_arrays
+
+    fresh = load_dataset("digits", seed=2, val_size=300)
+    (cached_file,) = digits_cache.glob("*.npz")
+    with np.load(cached_file) as cached:
+        raw = load_digits()
+        assert np.array_equal(cached["images"], raw.images) and np.array_equal(cached["labels"], raw.target)
+        rest, test = train_test_split(np.arange(1797), test_size=359, random_state=DIGITS_TEST_SEED,
+                                      stratify=raw.target)
+        train, val = train_test_split(rest, test_size=300, random_state=3, stratify=raw.target[rest])
+        for name, want in (("train", train), ("val", val), ("test", test)):
+            assert np.array_equal(cached[name], want), name
+    digits_arrays.cache_clear()  # the next load reads the file
+    again = load_dataset("digits", seed=2, val_size=300)
+    for a, b in ((fresh.train, again.train), (fresh.val, again.val), (fresh.test, again.test)):
+        assert all(torch.equal(x, y) for x, y in zip(a.tensors, b.tensors))
+
+
+def test_cached_digits_load_without_scikit_learn_or_scipy(digits_cache):
+    import os
+    import subprocess
+    import sys
+
+    load_dataset("digits", seed=0)  # fills the cache
+    script = ("import sys; from evaluators.data import load_dataset; d = load_dataset('digits', seed=0); "
+              "print(len(d.train), 'sklearn' in sys.modules, 'scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "NAS_CORE_CACHE": str(digits_cache.parent)}, check=True).stdout
+    assert out.split() == ["1079", "False", "False"]
+
+
+def test_a_broken_or_unwritable_digits_cache_only_means_computing_again(digits_cache, monkeypatch, tmp_path):
+    from evaluators.data import digits_arrays
+
+    want = load_dataset("digits", seed=0).val.tensors[0]
+    (cached_file,) = digits_cache.glob("*.npz")
+    cached_file.write_bytes(b"not a zip file")
+    digits_arrays.cache_clear()
+    assert torch.equal(load_dataset("digits", seed=0).val.tensors[0], want)
+    assert np.load(cached_file)["images"].shape == (1797, 8, 8)  # rewritten whole
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("NAS_CORE_CACHE", str(blocker))  # its digits folder cannot be created
+    digits_arrays.cache_clear()
+    assert torch.equal(load_dataset("digits", seed=0).val.tensors[0], want)
+
+
+def test_digits_val_size_out_of_range_is_named(digits_cache):
+    with pytest.raises(ValueError, match="got 1438"):
+        load_dataset("digits", seed=0, val_size=1438)
+    assert not digits_cache.exists()  # refused before any work

@@ -9,7 +9,7 @@ Modules:
 * :mod:`.trial_io` — one trial's conversation with NNI, built from the environment NNI gave it;
 * :mod:`.worker_pool`, :mod:`.worker_server` — resident trial workers: the trial command is a
   thin client handing its candidate to a warm process of its slot (benchmark B2: 0.35 → 0.9
-  efficiency), so torch, NNI and the data are loaded once per slot;
+  efficiency), so torch and the data are loaded once per slot (and NNI not at all);
 * :mod:`.experiment` — launching and watching an experiment from Python; loads ``loopback.js``
   (web server on 127.0.0.1), ``manager_poll.js`` (manager loop 0.02 s instead of 0.5 s, range
   in ``manager_poll.json``) and ``tuner_wait.js`` (the tuner may take 120 s to connect, not 10 s)
@@ -23,19 +23,24 @@ thin client's start free of the core's imports (B2 in docs/benchmarks.md has the
 NNI private behaviour this package relies on (NNI 3.0 is no longer developed, so these are
 fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them against the installed NNI):
 
-* ``nni.runtime.trial_command_channel.v3.TrialCommandChannelV3`` (:mod:`.trial_io`): a trial
-  channel built from an explicit URL. NNI's public ``get_next_parameter``/``report_*`` bind to
-  one process's environment at import, so a resident worker serving many trials builds one
-  channel per trial; ``get_default_trial_command_channel`` for the older file-based services.
-  Its ``receive_parameter()`` record (``parameter_id``, ``parameters``) and ``send_metric``'s
-  keywords (type, parameter_id, trial_job_id, sequence, value) are what a trial reports with.
+* NNI 3.0's HTTP trial channel, spoken with the standard library (:mod:`.trial_io`), as
+  ``nni.runtime.trial_command_channel.v3.TrialCommandChannelV3`` and ``HttpChannel`` speak it: ``PUT``
+  of a JSON command (``request_parameter``; ``metric`` whose ``metric`` is the JSON of parameter_id,
+  trial_job_id, type, sequence and the JSON ``value``), ``GET`` long-polling for the answer (408:
+  again, 410: closed), the ``parameter`` field being ``nni.dump`` text of the record
+  (``parameter_id``, ``parameters``). NNI's public ``get_next_parameter``/``report_*`` bind to one
+  process's environment at import, so a resident worker serving many trials needs one channel
+  per trial; speaking it without NNI keeps ``import nni`` out of every worker's start. Payloads
+  that plain JSON cannot carry (json_tricks' ``__name__`` markers) go through ``nni.load``/``nni.dump``.
+  ``get_default_trial_command_channel`` for the older file-based services.
 * The trial environment NNI sets (:mod:`.trial_io`, :mod:`.worker_pool`): ``NNI_PLATFORM``,
   ``NNI_TRIAL_COMMAND_CHANNEL`` (an ``http://`` URL: local and remote services), ``NNI_TRIAL_JOB_ID``,
   ``NNI_OUTPUT_DIR``, ``NNI_SYS_DIR``, ``NNI_TRIAL_SEQ_ID``, ``NNI_CODE_DIR``: which variables are
   per trial decides which trials may share a worker.
-* ``NNI_PLATFORM=unittest`` while importing ``nni`` in a worker (:mod:`.worker_server`): importing
-  NNI in a trial's environment redirects the root logger and ``sys.stdout`` for good; the worker
-  serves many trials, so it imports NNI under the platform that configures nothing.
+* ``NNI_PLATFORM=unittest`` while importing ``nni`` where a worker needs it (:mod:`.trial_io`, only
+  for a payload plain JSON cannot carry): importing NNI in a trial's environment redirects the root
+  logger and ``sys.stdout`` for good; the worker serves many trials, so it imports NNI under the
+  platform that configures nothing.
 * ``st_callback`` (:mod:`.tuner`): the keyword NNI's dispatcher passes to
   ``generate_multiple_parameters``; calling it later fills a requested slot, which is how a
   strategy waiting at a generation barrier keeps NNI's slots instead of losing them.

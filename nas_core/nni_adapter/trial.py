@@ -10,8 +10,9 @@ diverged) is reported with ``status: failed`` and its reason, and the process ex
 so NNI marks the trial FAILED. ``--arch`` runs one candidate outside NNI and prints the same.
 
 Under NNI the process is only a thin client by default: the trial runs in a resident worker of
-its slot (:mod:`nas_core.nni_adapter.worker_pool`), so torch, NNI and the data are loaded once
-per worker rather than once per trial; ``--worker off`` runs it in this process.
+its slot (:mod:`nas_core.nni_adapter.worker_pool`), so torch and the data are loaded once
+per worker rather than once per trial (and NNI not at all: :mod:`.trial_io` speaks its channel);
+``--worker off`` runs it in this process.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--arch", default=None,
                         help="architecture as a JSON object, to run one candidate outside NNI (for debugging)")
     parser.add_argument("--worker", choices=("auto", "off"), default="auto",
-                        help="auto (default): under NNI, run in a resident worker process that keeps torch, NNI "
+                        help="auto (default): under NNI, run in a resident worker process that keeps torch "
                              "and the data loaded between trials; off: run in this trial's own process")
     return parser
 

@@ -7,8 +7,9 @@ Started by :mod:`nas_core.nni_adapter.worker_pool` for one slot of a pool; not m
 Each connection is one trial: the client sends its command line, environment and working
 directory; the worker adopts that environment and directory, runs :func:`nas_core.nni_adapter.trial.main`
 with its output sent back to the client, and answers the exit status. Built evaluators are kept
-between trials (keyed on their name, arguments and directory), so torch, NNI and the data set
-are loaded once per worker instead of once per trial. An evaluator's ``evaluate`` must not
+between trials (keyed on their name, arguments and directory), so torch and the data set are
+loaded once per worker instead of once per trial; NNI itself is not imported at all
+(:mod:`.trial_io` speaks its HTTP channel with the standard library). An evaluator's ``evaluate`` must not
 depend on earlier calls, which :func:`nas_core.run_search` already requires.
 
 The socket appears only once it accepts connections.
@@ -124,27 +125,6 @@ def serve_one(sock: socket.socket, evaluators: dict[Any, Evaluator]) -> None:
             send_message(sock, {"exit": code})
 
 
-def import_nni_quietly() -> None:
-    """Import NNI without letting it set this process up as one trial.
-
-    Imported in a trial's environment, NNI sends the root logger to that trial's ``trial.log``
-    and replaces ``sys.stdout`` for good; a worker serves many trials (or none yet, when started
-    ahead), so it imports NNI under NNI's own "configure nothing" platform and routes each
-    trial's log records to that trial's stderr itself (:func:`serve_one`).
-    """
-    saved = os.environ.get("NNI_PLATFORM")
-    os.environ["NNI_PLATFORM"] = "unittest"
-    try:
-        import nni  # noqa: F401
-    except ImportError:  # the trials will say so
-        pass
-    finally:
-        if saved is None:
-            os.environ.pop("NNI_PLATFORM", None)
-        else:
-            os.environ["NNI_PLATFORM"] = saved
-
-
 def _listen(socket_path: str) -> socket.socket:
     """Listen on ``socket_path``; the path appears only once connections are accepted."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -168,7 +148,6 @@ def serve(socket_path: str, lock_path: str, idle_timeout: float) -> int:
     bound = os.stat(socket_path).st_ino
     evaluators: dict[Any, Evaluator] = {}
     print(f"worker {os.getpid()} serving {socket_path}", flush=True)
-    import_nni_quietly()
     while True:
         ready, _, _ = select.select([listener], [], [], idle_timeout)
         if not ready:
