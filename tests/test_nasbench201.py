@@ -149,7 +149,7 @@ def test_optuna_stuck_sampler_gets_unseen_architectures_and_finishes_on_an_exhau
 # ---------------------------------------------------------------------- local search
 def test_local_search_climbs_from_the_incumbent_and_never_repeats() -> None:
     space = toy_space()
-    strategy = STRATEGIES.build("local_search", {"initial": 3}, space=space, seed=1)
+    strategy = STRATEGIES.build("local_search", {"initial": 3, "restart_after": None}, space=space, seed=1)
     driver = run_search(strategy, analytic_score(space), budget=60, progress=False)
     keys = [r.key for r in driver.records]
     assert len(keys) == len(set(keys)) == 60
@@ -157,6 +157,26 @@ def test_local_search_climbs_from_the_incumbent_and_never_repeats() -> None:
         earlier = [r for r in driver.records[:i] if r.result.ok]
         differs = [sum(a != b for a, b in zip(space.encode(r.arch), space.encode(record.arch))) for r in earlier]
         assert 1 in differs
+
+
+def test_local_search_restarts_at_a_local_optimum_and_climbs_from_the_restart() -> None:
+    space = toy_space()
+    neighbours = sum(len(d.choices) - 1 for d in space.dimensions)  # restart after 3 results without gain:
+    strategy = STRATEGIES.build("local_search", {"initial": 2, "restart_after": 3 / neighbours}, space=space, seed=0)
+    flat = TrialResult.succeeded({}, 1.0)  # nothing ever improves on the first result
+    asked = []
+    for trial in range(4):  # two random starts and two climb steps: three results in a row without gain
+        asked.append(strategy.ask(trial))
+        strategy.tell(trial, asked[-1], flat)
+    restart = strategy.ask(4)
+    strategy.tell(4, restart, flat)
+    after = strategy.ask(5)
+
+    def changes(a: dict, b: dict) -> int:
+        return sum(x != y for x, y in zip(space.encode(a), space.encode(b)))
+
+    assert all(changes(asked[0], a) == 1 for a in asked[2:4])  # climbing from the first (ties: first told)
+    assert changes(restart, after) == 1 and restart not in asked and after not in asked
 
 
 def test_local_search_exhausts_a_tiny_space_then_finishes() -> None:
