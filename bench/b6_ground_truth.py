@@ -20,7 +20,9 @@ Strategies (``--strategies``, default all):
 N counts distinct architectures evaluated for ours and Optuna's (the driver answers repeats
 from its store), trials for NNI's. ``--overhead`` also measures each strategy's own time per
 ask+tell (scoring excluded) over candidates 900-1,000 of one search. ``--pareto`` adds the
-multi-objective check: hypervolume of val_acc against latency after 200 candidates on CIFAR-10.
+multi-objective check: hypervolume of val_acc against latency after 200 candidates on CIFAR-10
+(``--pareto-strategies``: ``nsga2`` with population 6, sized for the budget, and at 20; Optuna's
+NSGA-II at 20 and 6, NSGA-III at 20, multi-objective TPE).
 
     python bench/b6_ground_truth.py                       # the full benchmark (tens of minutes)
     python bench/b6_ground_truth.py --seeds 2 --budgets 10 20 --strategies local_search optuna_tpe
