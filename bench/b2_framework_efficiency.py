@@ -356,7 +356,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--job-config", type=Path, default=Path("config.yml"), help="config file inside --job")
     parser.add_argument("--strategy", help="tuner classArgs.strategy (its strategy_args then start empty)")
     parser.add_argument("--strategy-args", type=json_object, default={}, metavar="JSON",
-                        help='merged into strategy_args, e.g. \'{"ask_order": "member"}\'')
+                        help='merged into strategy_args, e.g. \'{"elitism": 2}\'')
     parser.add_argument("--population", type=int, help="strategy_args.population_size")
     parser.add_argument("--generations", type=int, help="strategy_args.generations")
     parser.add_argument("--max-trials", type=int, help="maxTrialNumber")

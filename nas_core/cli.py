@@ -230,7 +230,10 @@ def write_results(results: SearchResults, out_dir: Path) -> None:
     """Write the report (:func:`nas_core.report.write_report`) and say where."""
     from .report import write_report
 
-    written = write_report(results, out_dir)
+    try:
+        written = write_report(results, out_dir)
+    except OSError as err:
+        raise UsageError(f"--output {str(out_dir)!r}: cannot write the report there ({err.strerror or err})") from None
     print(f"report: {', '.join(str(p) for p in written.values())}")
     print(f"  (search state: {results.source})")
 

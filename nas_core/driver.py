@@ -310,6 +310,8 @@ class SearchDriver:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if state.get("version") != 1:
             raise StrategyError(f"unsupported search state version {state.get('version')!r}")
+        if state.get("evaluator") is not None:  # first: a strategy may need the declared metrics to rebuild
+            self.set_evaluator_description(state["evaluator"])
         self.strategy.load_state_dict(state["strategy"])
         self._next_candidate = int(state["next_candidate"])
         self._strategy_finished = bool(state["strategy_finished"])
@@ -323,8 +325,6 @@ class SearchDriver:
             self._in_flight[entry["key"]] = flight
             if flight.trial_id is not None:
                 self._by_trial[flight.trial_id] = entry["key"]
-        if state.get("evaluator") is not None:
-            self.set_evaluator_description(state["evaluator"])
 
 
 def _record_positions(records: list[Record], known: Mapping[str, Record]) -> dict[str, int]:

@@ -57,9 +57,7 @@ def describe_evaluator(evaluator: Evaluator) -> dict[str, Any]:
 
 def record_evaluator(driver: SearchDriver, description: dict[str, Any]) -> None:
     """Hand the evaluator's description to a driver that keeps one (reports read it)."""
-    setter = getattr(driver, "set_evaluator_description", None)
-    if callable(setter):
-        setter(description)
+    driver.set_evaluator_description(description)
 
 
 def evaluator_score(evaluator: Evaluator) -> Score:

@@ -111,7 +111,7 @@ def select_survivors(points: Sequence[Point | None], k: int) -> list[int]:
 
 
 class NSGA2(GenerationalStrategy):
-    """Multi-objective NSGA-II over two metrics (one maximised, one minimised), with a generation barrier."""
+    """Multi-objective NSGA-II over two metrics, each in its declared direction, with a generation barrier."""
 
     name = "nsga2"
     nni_tuner_name = "NasNSGA2"

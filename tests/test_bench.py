@@ -175,11 +175,11 @@ def test_b2_flags_rewrite_the_copied_job(tmp_path):
 
 
 def test_b2_strategy_flags_replace_or_extend_the_strategy_arguments(tmp_path):
-    args = b2.parse_args(["--strategy-args", '{"ask_order": "member"}', "--manager-poll", "nni"])
+    args = b2.parse_args(["--strategy-args", '{"elitism": 2}', "--manager-poll", "nni"])
     _, config = b2.prepare_job(args, tmp_path / "job")
     class_args = config["tuner"]["classArgs"]
     assert class_args["strategy"] == "evolution" and args.manager_poll is None
-    assert class_args["strategy_args"] == {"population_size": 8, "generations": 8, "ask_order": "member"}
+    assert class_args["strategy_args"] == {"population_size": 8, "generations": 8, "elitism": 2}
     args = b2.parse_args(["--strategy", "regularized_evolution", "--strategy-args", '{"population_size": 8}'])
     _, config = b2.prepare_job(args, tmp_path / "job")
     assert config["tuner"]["classArgs"]["strategy"] == "regularized_evolution"

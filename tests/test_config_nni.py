@@ -32,6 +32,7 @@ def _validate(path, capsys) -> tuple[int, str]:
 @pytest.mark.parametrize("override, expected", [
     ({"maxExperimentDuration": "soon"}, "maxExperimentDuration='soon' must be a positive duration"),
     ({"maxTrialDuration": "-1h"}, "maxTrialDuration='-1h' must be a positive duration"),
+    ({"maxTrialDuration": [1]}, "maxTrialDuration=[1] must be a positive duration"),
     ({"trialConcurency": 2}, "unknown key 'trialConcurency' (did you mean 'trialConcurrency'?)"),
     ({"trainingService": {"platform": "locl"}},
      "trainingService.platform='locl' is not an NNI training service (did you mean 'local'?)"),
@@ -260,3 +261,35 @@ def test_search_where_every_candidate_fails_exits_1_saying_why(make_toy_config, 
     err = capsys.readouterr().err
     assert code == 1
     assert "error: no candidate succeeded" in err and "loss diverged (NaN) for sum 0" in err
+
+
+def test_a_builtin_tuner_whose_module_breaks_on_import_is_one_line(make_toy_config, capsys, monkeypatch):
+    """Not only a missing package: any import failure would kill NNI's dispatcher the same way."""
+    import importlib
+
+    real = importlib.import_module
+
+    def broken(name, *args, **kwargs):
+        if name.startswith("nni.algorithms.hpo"):
+            raise AttributeError("module 'numpy' has no attribute 'float'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    code, err = _validate(make_toy_config(tuner={"name": "TPE"}), capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "tuner 'TPE' cannot be imported" in err and "AttributeError: module 'numpy' has no attribute 'float'" in err
+
+
+def test_a_report_into_an_unwritable_folder_is_one_line(tmp_path, capsys):
+    from nas_core import SearchDriver, TrialResult
+    from tests.toy_plugins import BatchStrategy, toy_space
+
+    driver = SearchDriver(BatchStrategy(space=toy_space(), batch=1, batches=1))
+    arch = driver.ask(0)
+    driver.tell(0, TrialResult.succeeded({"accuracy": 1.0}, 1.0))
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"driver": driver.state_dict(), "arch": arch}))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["report", str(state), "--output", str(blocker / "out")]) == 2
+    assert f"--output {str(blocker / 'out')!r}: cannot write the report there" in _error(capsys)

@@ -8,8 +8,8 @@ Modules:
   and a final dict out, with the candidate key and the evaluator's description;
 * :mod:`.trial_io` — one trial's conversation with NNI, built from the environment NNI gave it;
 * :mod:`.worker_pool`, :mod:`.worker_server` — resident trial workers: the trial command is a
-  thin client handing its candidate to a warm process of its slot (benchmark B2: 0.35 → 0.9
-  efficiency), so torch and the data are loaded once per slot (and NNI not at all);
+  thin client handing its candidate to a warm process of its slot (benchmark B2: with a process per
+  trial, 61 % of the slot time went to start-up), so torch and the data are loaded once per slot (and NNI not at all);
 * :mod:`.experiment` — launching and watching an experiment from Python; loads ``loopback.js``
   (web server on 127.0.0.1), ``manager_poll.js`` (manager loop 0.02 s instead of 0.5 s, range
   in ``manager_poll.json``) and ``tuner_wait.js`` (the tuner may take 120 s to connect, not 10 s)

@@ -122,7 +122,7 @@ def _check_durations(raw: dict[str, Any]) -> None:
             seconds = parse_time(value)
         except (ValueError, TypeError, AttributeError):
             seconds = None
-        if seconds is None or seconds <= 0:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
             raise NniConfigError(f"{name}={value!r} must be a positive duration like '30m', '2h' or '1d' "
                                  "(units s, m, h, d)")
 
@@ -159,6 +159,8 @@ def _check_tuner(raw: dict[str, Any]) -> None:
         package = EXTRA_PACKAGES.get(missing) or OTHER_PACKAGES.get(missing, missing)
         how = TUNERS_EXTRA if missing in EXTRA_PACKAGES else f"pip install {package}"
         raise NniConfigError(f"tuner {name!r} needs the package {package!r}, which is not installed: {how}") from None
+    except Exception as err:  # an installed but broken dependency: NNI's dispatcher would die the same way
+        raise NniConfigError(f"tuner {name!r} cannot be imported ({module}): {type(err).__name__}: {err}") from None
 
 
 def _nni_validate(raw: dict[str, Any], base: Path) -> None:

@@ -157,12 +157,11 @@ def main(argv: list[str] | None = None, *, evaluators: dict[Any, Evaluator] | No
         code = _run_in_worker(argv)
         if code is not None:
             return code
-    from ..registry import PluginArgumentError, RegistryError
-    from ..spec import SpecError
+    from ..errors import UserError
 
     try:
         evaluator = _build_evaluator(args, evaluators)
-    except (SpecError, RegistryError, PluginArgumentError) as err:
+    except UserError as err:  # the spec, the registry, the plugin's arguments, its data...
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.arch is not None:

@@ -47,7 +47,7 @@ from ..strategy import FINISHED, WAIT, Ask, Strategy, StrategyError, TrialResult
 Score = Callable[[Architecture], TrialResult]
 
 TOY_CHOICES: tuple[float, ...] = (0.25, 0.5, 1, 2, 3, 4)
-"""The paper's expansion ratios (eq. 2), used as the choices of every toy dimension."""
+"""Six numeric choices (unevenly spaced, as width ratios often are) for every toy dimension."""
 
 TOY_OPTIMUM_FITNESS = 1.0
 """Fitness of the unique best architecture of any space under :func:`analytic_score`."""
