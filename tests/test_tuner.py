@@ -204,3 +204,11 @@ def test_result_is_used_when_nni_lost_the_parameters_of_a_partly_answered_reques
     assert [r.result.fitness for r in tuner._driver.records] == [1.0, 2.0]
     assert [r.arch for r in tuner._driver.records] == [
         {k: v for k, v in p.items() if k != "_candidate"} for p in (a, b)]
+
+
+def test_the_tuner_has_no_default_strategy():
+    """The core names no plugin: a config must say which strategy to run."""
+    from nas_core.nni_adapter.tuner import StrategyTuner, TunerConfigError
+
+    with pytest.raises(TunerConfigError, match="classArgs.strategy is missing"):
+        StrategyTuner()

@@ -84,7 +84,7 @@ class StrategyTuner(Tuner):
 
     def __init__(
         self,
-        strategy: str = "evolution",
+        strategy: str | None = None,
         strategy_args: dict[str, Any] | None = None,
         seed: int = 0,
         space: str | None = None,
@@ -103,6 +103,9 @@ class StrategyTuner(Tuner):
         if batch_order not in BATCH_ORDERS:
             raise TunerConfigError(f"batch_order={batch_order!r} must be one of {', '.join(BATCH_ORDERS)}")
         self._batch_order = batch_order
+        if strategy is None:
+            raise TunerConfigError("classArgs.strategy is missing: name a registered strategy "
+                                   "(python -m nas_core strategies) or a dotted path 'package.module:Class'")
         self._strategy_cls = STRATEGIES.resolve(strategy)
         try:
             check_arguments(self._strategy_cls, strategy_args or {}, label=f"strategy {strategy!r}",
