@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import scheduling
-from .evaluator import Metric, check_metric_declaration
+from .evaluator import Metric, declaration_of
 from .space import Architecture
 from .strategy import FINISHED, WAIT, Ask, Strategy, StrategyError, TrialResult
 
@@ -115,13 +115,8 @@ class SearchDriver:
         so does a strategy that was told to use a metric the evaluator does not declare.
         """
         try:
-            metrics = tuple(Metric.from_json(m) for m in description.get("metrics") or ())
-            pareto = description.get("pareto_metrics")
-            pareto_pair = None if pareto is None else (str(pareto[0]), str(pareto[1]))
-            if pareto is not None and len(pareto) != 2:
-                raise ValueError(f"pareto_metrics must name two metrics, got {list(pareto)!r}")
-            check_metric_declaration(metrics, pareto_pair)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            metrics, pareto_pair = declaration_of(description)
+        except (ValueError, AttributeError) as err:
             raise StrategyError(f"malformed evaluator description: {err}") from None
         self._evaluator = dict(description)
         self.metrics = metrics

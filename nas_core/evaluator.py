@@ -71,6 +71,29 @@ def check_metric_declaration(metrics: Sequence[Metric], pareto: Sequence[str] | 
                 raise ValueError(f"pareto_metrics names {name!r}, which is not declared (declared: {', '.join(names) or 'none'})")
 
 
+def declaration_of(description: Mapping[str, Any]) -> tuple[tuple[Metric, ...], tuple[str, str] | None]:
+    """The metrics and Pareto pair an evaluator description (:meth:`Evaluator.describe`) declares.
+
+    The one reader of a saved declaration, shared by the driver and the results loader, so both
+    accept and refuse the same descriptions. ``pareto_metrics`` is ``None`` or absent when none is
+    declared; anything else must name two different declared metrics. Raises ``ValueError``
+    naming what is malformed.
+    """
+    try:
+        metrics = tuple(Metric.from_json(m) for m in description.get("metrics") or ())
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"malformed metrics declaration: {err}") from None
+    pareto = description.get("pareto_metrics")
+    if pareto is None:
+        pair = None
+    elif isinstance(pareto, (list, tuple)) and len(pareto) == 2 and all(isinstance(n, str) for n in pareto):
+        pair = (pareto[0], pareto[1])
+    else:
+        raise ValueError(f"pareto_metrics must be null or name two metrics, got {pareto!r}")
+    check_metric_declaration(metrics, pair)
+    return metrics, pair
+
+
 class CandidateFailed(RuntimeError):
     """A candidate could not be scored (diverged, out of memory...); the message is the reason.
 

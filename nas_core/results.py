@@ -18,7 +18,7 @@ from typing import Any
 
 from .driver import Record, best_records, counted_records, declared_pareto, pareto_front
 from .errors import UserError
-from .evaluator import Metric
+from .evaluator import Metric, declaration_of
 from .space import SearchSpace
 from .state_io import read_json, write_json_atomic
 
@@ -47,17 +47,15 @@ class SearchResults:
     @property
     def metrics(self) -> tuple[Metric, ...]:
         """The evaluator's declared metrics (empty when its description was not saved)."""
-        if self.evaluator is None:
-            return ()
-        return tuple(Metric.from_json(m) for m in self.evaluator.get("metrics") or ())
+        return () if self.evaluator is None else declaration_of(self.evaluator)[0]
 
     @property
     def pareto_metrics(self) -> tuple[Metric, Metric] | None:
         """The declared Pareto pair as metrics with directions (y, x), or None if not declared."""
-        pair = None if self.evaluator is None else self.evaluator.get("pareto_metrics")
-        if not pair:
+        if self.evaluator is None:
             return None
-        return declared_pareto(self.metrics, pair)
+        metrics, pair = declaration_of(self.evaluator)
+        return None if pair is None else declared_pareto(metrics, pair)
 
     def pareto_front(self, metrics: Sequence[Metric] | None = None) -> list[Record]:
         """Non-dominated distinct architectures over ``metrics`` (default: the declared pair)."""
