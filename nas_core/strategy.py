@@ -50,9 +50,20 @@ Ask = Architecture | _Signal
 
 @dataclass(frozen=True)
 class TrialResult:
-    """The outcome of one candidate: succeeded with metrics and fitness, or failed with a reason."""
+    """The outcome of one candidate: one of three statuses.
 
-    status: Literal["succeeded", "failed"]
+    * ``"succeeded"``: trained to the end; ``metrics`` and a finite ``fitness``.
+    * ``"failed"``: no usable result; ``reason`` says why (``metrics`` keeps any finite values).
+    * ``"early_stopped"``: training was stopped before the end on purpose (e.g. an NNI assessor
+      judged its per-epoch results poor); ``metrics`` are the last per-epoch metrics it reported
+      and ``reason`` says who stopped it after how many epochs. It has no fitness: it was not
+      fully trained, so it is never a success (``ok`` is False) and never chosen as best.
+
+    Strategies see ``ok`` False for both failures and early stops; one that wants to tell them
+    apart (e.g. to learn from the partial metrics) reads ``status`` or :attr:`early_stopped`.
+    """
+
+    status: Literal["succeeded", "failed", "early_stopped"]
     metrics: Mapping[str, float] = field(default_factory=dict)
     fitness: float | None = None
     reason: str | None = None
@@ -61,11 +72,11 @@ class TrialResult:
         if self.status == "succeeded":
             if isinstance(self.fitness, bool) or not isinstance(self.fitness, (int, float)) or not math.isfinite(self.fitness):
                 raise ValueError(f"a succeeded result needs a finite fitness, got {self.fitness!r} (use TrialResult.succeeded)")
-        elif self.status == "failed":
+        elif self.status in ("failed", "early_stopped"):
             if self.fitness is not None:
-                raise ValueError(f"a failed result has no fitness, got {self.fitness!r}")
+                raise ValueError(f"a {self.status} result has no fitness, got {self.fitness!r}")
         else:
-            raise ValueError(f"status must be 'succeeded' or 'failed', got {self.status!r}")
+            raise ValueError(f"status must be 'succeeded', 'failed' or 'early_stopped', got {self.status!r}")
 
     @classmethod
     def succeeded(cls, metrics: Mapping[str, float], fitness: float) -> TrialResult:
@@ -79,16 +90,22 @@ class TrialResult:
 
     @classmethod
     def failed(cls, reason: str, metrics: Mapping[str, Any] | None = None) -> TrialResult:
-        kept = {
-            k: float(v)
-            for k, v in (metrics or {}).items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        }
-        return cls("failed", kept, None, reason or "failed")
+        return cls("failed", _finite(metrics), None, reason or "failed")
+
+    @classmethod
+    def stopped_early(cls, reason: str, metrics: Mapping[str, Any] | None = None) -> TrialResult:
+        """Stopped before the end on purpose; ``metrics`` are the last per-epoch ones (finite
+        values kept), ``reason`` says by whom and after how many epochs."""
+        return cls("early_stopped", _finite(metrics), None, reason or "early-stopped")
 
     @property
     def ok(self) -> bool:
+        """Fully trained with a fitness: the only results that can be best or on a front."""
         return self.status == "succeeded"
+
+    @property
+    def early_stopped(self) -> bool:
+        return self.status == "early_stopped"
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "metrics": dict(self.metrics), "fitness": self.fitness, "reason": self.reason}
@@ -97,7 +114,17 @@ class TrialResult:
     def from_json(cls, data: Mapping[str, Any]) -> TrialResult:
         if data.get("status") == "succeeded":
             return cls.succeeded(data.get("metrics", {}), data.get("fitness"))  # type: ignore[arg-type]
+        if data.get("status") == "early_stopped":
+            return cls.stopped_early(str(data.get("reason") or "early-stopped"), data.get("metrics"))
         return cls.failed(str(data.get("reason") or "failed"), data.get("metrics"))
+
+
+def _finite(metrics: Mapping[str, Any] | None) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in (metrics or {}).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 def rng_state_to_json(rng: random.Random) -> list[Any]:
@@ -153,7 +180,14 @@ class Strategy(ABC):
             raise StrategyError(f"strategy {self.name!r} proposed an invalid architecture: {err}") from None
 
     def tell(self, trial_id: int, arch: Architecture, result: TrialResult) -> None:
-        """Report an outcome; ``trial_id`` may be one this strategy never asked (history replay)."""
+        """Report an outcome; ``trial_id`` may be one this strategy never asked (history replay).
+
+        ``result.status`` is ``"succeeded"``, ``"failed"`` or ``"early_stopped"`` (stopped on
+        purpose before the end, e.g. by an NNI assessor, with its last per-epoch metrics and no
+        fitness). Only a success has a fitness: a strategy must treat the other two alike for
+        selection (never keep them as parents, elites or best) unless it deliberately uses the
+        partial metrics of an early stop, which it then documents.
+        """
         self._tell(trial_id, self.space.validate(arch), result)
 
     def declare_metrics(self, metrics: Sequence[Metric], pareto_metrics: tuple[str, str] | None) -> None:

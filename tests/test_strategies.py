@@ -3,6 +3,7 @@ plus unit tests of each algorithm's own rules (barrier, roulette, elitism, aging
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -507,3 +508,13 @@ def test_window_scaling_gives_roulette_selection_pressure():
 
     with pytest.raises(Exception, match="fitness_scaling"):
         STRATEGIES.build("evolution", {"fitness_scaling": "sigma"}, space=toy_space(), seed=0)
+
+
+def test_early_stopped_result_has_no_fitness_and_round_trips() -> None:
+    result = TrialResult.stopped_early("stopped by Medianstop after 2 epochs", {"accuracy": 41.5, "loss": math.nan})
+    assert result.status == "early_stopped" and result.early_stopped and not result.ok
+    assert result.fitness is None and result.metrics == {"accuracy": 41.5}
+    assert TrialResult.from_json(json.loads(json.dumps(result.to_json()))) == result
+    with pytest.raises(ValueError, match="early_stopped result has no fitness"):
+        TrialResult("early_stopped", {}, 1.0, "x")
+    assert not TrialResult.failed("x").early_stopped

@@ -138,13 +138,30 @@ def flaky_score(space: SearchSpace) -> Score:
     return score
 
 
+def early_stopping_score(space: SearchSpace) -> Score:
+    """Like :func:`analytic_score`, but every architecture at least :data:`FAILURE_THRESHOLD` fit,
+    and one in ten of the others, is early-stopped (as an NNI assessor does) with tempting partial
+    metrics: perfect accuracy at zero cost. A strategy that took them for successes would keep them."""
+    good = analytic_score(space)
+
+    def score(arch: Architecture) -> TrialResult:
+        fitness = analytic_fitness(space, arch)
+        if fitness >= FAILURE_THRESHOLD or zlib.crc32(space.key(arch).encode("utf-8")) % 10 == 0:
+            return TrialResult.stopped_early("simulated: stopped by an assessor after 2 epochs",
+                                             {"accuracy": 1.0, "flops": 0.0})
+        return good(arch)
+
+    return score
+
+
 def failing_score(arch: Architecture) -> TrialResult:
     """Every candidate fails."""
     return TrialResult.failed("simulated: everything fails")
 
 
 _SPACES: dict[str, Callable[[], SearchSpace]] = {"toy": toy_space, "tiny": tiny_space}
-_SCORES: dict[str, Callable[[SearchSpace], Score]] = {"analytic": analytic_score, "flaky": flaky_score}
+_SCORES: dict[str, Callable[[SearchSpace], Score]] = {"analytic": analytic_score, "flaky": flaky_score,
+                                                      "early": early_stopping_score}
 
 
 def record_run(
@@ -388,6 +405,28 @@ class StrategyConformance:
         hopeless = run_search(self.make_strategy(space, 4), failing_score, budget=30,
                               concurrency=self._concurrency(), progress=False)
         assert hopeless.best() == [] and hopeless.records, "with every candidate failing there is no best"
+
+    def test_early_stopped_never_win_and_resume(self) -> None:
+        """Early-stopped results (status ``early_stopped``, partial metrics, no fitness) are survived,
+        never best nor on the front, kept in a JSON state, and a resumed run matches the uninterrupted one."""
+        space = toy_space()
+        score = early_stopping_score(space)
+        concurrency = self._concurrency()
+        driver = run_search(self.make_strategy(space, 4), score, budget=80, concurrency=concurrency, progress=False)
+        stopped = {r.key for r in driver.records if r.result.early_stopped}
+        assert stopped, "the scorer should have early-stopped some candidates"
+        chosen = driver.best(5) + driver.pareto_front(ANALYTIC_METRICS)
+        assert chosen, "no successful candidate at all"
+        for record in chosen:
+            assert record.result.ok and record.key not in stopped, f"early-stopped {record.arch} was chosen"
+        json.dumps(driver.strategy.state_dict(), allow_nan=False)
+        expected = record_run(self.make_strategy(space, 4), score, budget=40, concurrency=concurrency)
+        with tempfile.TemporaryDirectory() as tmp:
+            state_file = Path(tmp) / "state.json"
+            for stop_after in (13, None):
+                records = record_run(self.make_strategy(space, 4), score, budget=40, concurrency=concurrency,
+                                     state_file=state_file, stop_after=stop_after)
+        assert records == expected, "a run resumed after early-stopped results differs from the uninterrupted one"
 
     def test_tell_not_asked_is_accepted(self) -> None:
         """Results for ids never asked (history replay) before and during a run are accepted."""
