@@ -128,7 +128,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .config import load_search_config
     from .nni_adapter import experiment as nni_experiment
     from .nni_adapter.tuner import state_path_of
-    from .results import ResultsError, load_results
+    from .results import ResultsError
 
     if args.host not in ("127.0.0.1", "localhost", "all"):
         raise UsageError(f"--host {args.host!r}: use 127.0.0.1 (the default) or 'all'; NNI's own launcher "
@@ -173,7 +173,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         exp.stop()
         print(f"stopped the NNI manager; browse the results later with `nnictl view {exp.id}`")
     try:
-        results = load_results(state_path_of(outcome.experiment_dir))
+        results = load_any_results(outcome.experiment_dir, state_path_of(outcome.experiment_dir))
     except ResultsError as err:
         print(f"no search results: {err}", file=sys.stderr)
         return 1
@@ -202,7 +202,9 @@ def no_success_reason(results: SearchResults) -> str | None:
     reason, count = reasons.most_common(1)[0]
     if len(reason) > 300:
         reason = reason[:297] + "..."
-    return f"no candidate succeeded ({len(evaluated)} failed); most common reason ({count} of them): {reason}"
+    stopped = sum(1 for r in evaluated if r.result.early_stopped)
+    ended = f"{len(evaluated) - stopped} failed" + (f", {stopped} early-stopped" if stopped else "")
+    return f"no candidate succeeded ({ended}); most common reason ({count} of them): {reason}"
 
 
 def _configured_description(config: SearchConfig) -> dict[str, Any] | None:
@@ -220,8 +222,11 @@ def print_best(results: SearchResults, top: int) -> None:
     from .results import format_record
 
     best = results.best(top)
-    failed = sum(1 for r in results.evaluated() if not r.result.ok)
-    print(f"{len(results.evaluated())} architectures evaluated ({failed} failed); best {len(best)}:")
+    evaluated = results.evaluated()
+    stopped = sum(1 for r in evaluated if r.result.early_stopped)
+    failed = sum(1 for r in evaluated if not r.result.ok) - stopped
+    print(f"{len(evaluated)} architectures evaluated ({failed} failed"
+          + (f", {stopped} early-stopped" if stopped else "") + f"); best {len(best)}:")
     for rank, record in enumerate(best, 1):
         print(f"  {rank}. {format_record(record)}")
 
@@ -235,7 +240,7 @@ def write_results(results: SearchResults, out_dir: Path) -> None:
     except OSError as err:
         raise UsageError(f"--output {str(out_dir)!r}: cannot write the report there ({err.strerror or err})") from None
     print(f"report: {', '.join(str(p) for p in written.values())}")
-    print(f"  (search state: {results.source})")
+    print(f"  (results read from: {results.source})")
 
 
 def experiment_location(location: str) -> Path:
@@ -281,12 +286,24 @@ def default_output(location: Path) -> Path:
     return location / "nas_results" if location.is_dir() else location.parent / "nas_results"
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from .results import load_results
+def load_any_results(location: Path, state: Path | None = None) -> SearchResults:
+    """The search state at ``state`` (default: looked for in ``location``), or, for an experiment
+    without one (run with NNI's own tuners), the records rebuilt from NNI's trial database."""
+    from .nni_adapter.nni_records import database_of, load_nni_results
+    from .results import ResultsError, load_results
 
+    try:
+        return load_results(state if state is not None else location)
+    except ResultsError:
+        if (state is not None and state.exists()) or database_of(location) is None:
+            raise
+    return load_nni_results(location)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
     check_top(args.top)
     location = experiment_location(args.location)
-    results = load_results(location)
+    results = load_any_results(location)
     print_best(results, args.top)
     write_results(results, Path(args.output) if args.output else default_output(location))
     return 0
@@ -338,7 +355,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write best.json, trials.csv, pareto.png, report.md (and the evaluator's own "
                                       "sections and figures) of a search")
-    p.add_argument("location", help="NNI experiment id, experiment directory, or a search state file")
+    p.add_argument("location", help="NNI experiment id, experiment directory, or a search state file; an experiment "
+                   "without a search state (run with NNI's own tuners) is read from NNI's trial database")
     p.add_argument("--output", help="folder to write (default <experiment dir>/nas_results)")
     p.add_argument("--top", type=int, default=3, help="how many best architectures to print")
     p.set_defaults(func=cmd_report)

@@ -5,7 +5,8 @@ its metrics in the description saved with the search (``results.evaluator``, see
 :meth:`~nas_core.evaluator.Evaluator.describe`). ``pareto.png`` plots the evaluator's two
 ``pareto_metrics`` (the first up the y axis, the second along x, each in its declared direction)
 for every successful candidate, with the front and the best candidate; ``report.md`` has a
-summary, the best candidates, the front and the failures.
+summary, the best candidates, the front, the early-stopped candidates (stopped before the end,
+e.g. by an NNI assessor, shown with their last per-epoch metrics and never chosen) and the failures.
 
 What only one evaluator can say (a paper's table, baselines it computes, figures of its own) it
 contributes through the extension point :meth:`Evaluator.report_sections`: a class method that
@@ -159,7 +160,7 @@ def write_report(results: SearchResults, out_dir: Path, *, top: int = 5) -> dict
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    notes: list[str] = []
+    notes: list[str] = list(results.notes)
     if write_best_json(results, out_dir / _CORE_FILES["best_json"]) is not None:
         paths["best_json"] = out_dir / _CORE_FILES["best_json"]
     else:
@@ -176,7 +177,8 @@ def write_report(results: SearchResults, out_dir: Path, *, top: int = 5) -> dict
 
     evaluated = results.evaluated()
     succeeded = [r for r in evaluated if r.result.ok]
-    failed = [r for r in evaluated if not r.result.ok]
+    stopped = [r for r in evaluated if r.result.early_stopped]
+    failed = [r for r in evaluated if not r.result.ok and not r.result.early_stopped]
     best = results.best(top)
     pair = results.pareto_metrics
     front: list[Record] = []
@@ -190,7 +192,8 @@ def write_report(results: SearchResults, out_dir: Path, *, top: int = 5) -> dict
             n = len(evaluated)
             title = (f"{results.evaluator.get('name', 'search') if results.evaluator else 'search'}: {pair[0].name} vs "
                      f"{pair[1].name}, {n} candidate{'s' if n != 1 else ''}"
-                     + (f", {len(failed)} failed (not shown)" if failed else ""))
+                     + (f", {len(failed)} failed (not shown)" if failed else "")
+                     + (f", {len(stopped)} early-stopped (not shown)" if stopped else ""))
             references = [p for s in sections for p in s.reference_points]
             _plot_pareto(results, pair, points, front, best[0] if best else None, references,
                          out_dir / _CORE_FILES["pareto_png"], title)
@@ -199,7 +202,7 @@ def write_report(results: SearchResults, out_dir: Path, *, top: int = 5) -> dict
             notes.append(f"pareto.png not drawn: no successful candidate has both {pair[0].name!r} and "
                          f"{pair[1].name!r}")
 
-    md = _render(results, sections, evaluated, succeeded, failed, best, pair, front, notes, paths)
+    md = _render(results, sections, evaluated, succeeded, failed, stopped, best, pair, front, notes, paths)
     (out_dir / _CORE_FILES["report_md"]).write_text(md, encoding="utf-8")
     paths["report_md"] = out_dir / _CORE_FILES["report_md"]
     for key, filename in _CORE_FILES.items():  # an old figure/best.json must not pass for this search's
@@ -209,7 +212,7 @@ def write_report(results: SearchResults, out_dir: Path, *, top: int = 5) -> dict
 
 
 def _render(results: SearchResults, sections: Sequence[ReportSection], evaluated: Sequence[Record],
-            succeeded: Sequence[Record], failed: Sequence[Record], best: Sequence[Record],
+            succeeded: Sequence[Record], failed: Sequence[Record], stopped: Sequence[Record], best: Sequence[Record],
             pair: tuple[Metric, Metric] | None, front: Sequence[Record], notes: Sequence[str],
             paths: Mapping[str, Path]) -> str:
     description = results.evaluator
@@ -221,7 +224,11 @@ def _render(results: SearchResults, sections: Sequence[ReportSection], evaluated
                   f"`{json.dumps(description.get('objective'), sort_keys=True)}`.", ""]
     reused = sum(r.source == "reused" for r in results.records)
     lines += [f"{len(evaluated)} distinct architecture{'s' if len(evaluated) != 1 else ''} evaluated: "
-              f"{len(succeeded)} succeeded, {len(failed)} failed (failed ones are never chosen and not plotted)"
+              f"{len(succeeded)} succeeded, "
+              + (f"{len(stopped)} early-stopped (stopped before the end, e.g. by an NNI assessor: not fully "
+                 "trained), " if stopped else "")
+              + f"{len(failed)} failed ({'early-stopped and ' if stopped else ''}failed ones are never chosen and "
+              "not plotted)"
               + (f"; {reused} further proposals reused an earlier result." if reused else "."), ""]
 
     for section in sections:
@@ -253,6 +260,16 @@ def _render(results: SearchResults, sections: Sequence[ReportSection], evaluated
         lines.append("")
         if "pareto_png" in paths:
             lines += [f"![{pair[0].name} vs {pair[1].name} with the Pareto front](pareto.png)", ""]
+
+    if stopped:
+        lines += ["## Early-stopped candidates (not fully trained, never chosen)", ""]
+        rows = [[f"#{r.candidate_id}", str(r.trial_id if r.trial_id is not None else _DASH),
+                 ", ".join(f"{k}={_value(v)}" for k, v in sorted(r.result.metrics.items())) or _DASH,
+                 str(r.result.reason), f"`{json.dumps(r.arch)}`"] for r in stopped[:20]]
+        lines += markdown_table(["Candidate", "Trial", "Last per-epoch metrics", "Why", "Architecture"], rows, "lllll")
+        if len(stopped) > 20:
+            lines.append(f"… and {len(stopped) - 20} more (see trials.csv, status early_stopped)")
+        lines.append("")
 
     if failed:
         lines += ["## Failed candidates", ""]

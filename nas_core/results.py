@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ class SearchResults:
     records: list[Record]
     evaluator: dict[str, Any] | None = None
     """The evaluator's saved description, or None for a search saved without one."""
+    notes: list[str] = field(default_factory=list)
+    """What a reader should know about where the records came from (shown in report.md)."""
 
     def evaluated(self) -> list[Record]:
         """One record per distinct architecture (the result that counts for it)."""

@@ -141,3 +141,24 @@ def test_load_results_reads_the_saved_description_at_the_top_or_in_the_driver_st
     write_json_atomic(tmp_path / "bad.json", {"evaluator": bad, "driver": {"records": records}})
     with pytest.raises(ResultsError, match="bad.json: not a readable search state.*'speed', which is not declared"):
         load_results(tmp_path / "bad.json")
+
+
+def test_early_stopped_candidates_are_shown_apart_and_never_best_nor_on_the_front(tmp_path):
+    """An early stop with tempting partial metrics (better in both) stays out of best, front and figure."""
+    arch = {"depth": 1, "act": "tanh"}
+    stopped = Record(5, "Xy12z", arch, SPACE.key(arch),
+                     TrialResult.stopped_early("stopped by Medianstop after 2 epochs", {"quality": 50.0, "latency": 0.1}),
+                     "trained")
+    results = SearchResults(Path("s.json"), SPACE, [*speed_records(), stopped], SpeedEvaluator().describe(),
+                            notes=["records rebuilt from somewhere"])
+    paths = write_report(results, tmp_path)
+    best = json.loads(paths["best_json"].read_text())
+    assert best["candidate_id"] == 3 and best["fitness"] == 4.0
+    md = paths["report_md"].read_text()
+    assert "4 succeeded, 1 early-stopped" in md and "1 failed" in md
+    early = md.split("## Early-stopped candidates")[1].split("##")[0]
+    assert "| #5 | Xy12z | latency=0.1, quality=50 | stopped by Medianstop after 2 epochs |" in early
+    assert "#5" not in md.split("## Early-stopped")[0]  # not in best nor front
+    assert "- records rebuilt from somewhere" in md
+    rows = paths["trials_csv"].read_text().splitlines()
+    assert any(row.startswith("5,Xy12z,trained,early_stopped,,") for row in rows)

@@ -1,0 +1,139 @@
+"""Records rebuilt from an NNI experiment's own trial database (db/nni.sqlite), for experiments run with NNI's
+own tuners: a small database in NNI 3.0's schema, built here, read without any NNI process."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nas_core.cli import main
+from nas_core.nni_adapter.nni_records import load_nni_results
+from nas_core.results import ResultsError
+
+# NNI 3.0's tables (nni_node/core/sqlDatabase.js), as an experiment's db/nni.sqlite holds them.
+SCHEMA = """
+CREATE TABLE TrialJobEvent (timestamp integer, trialJobId text, event text, data text, logPath text,
+    sequenceId integer, message text, environmentId text);
+CREATE TABLE MetricData (timestamp integer, trialJobId text, parameterId text, type text, sequence integer, data text);
+CREATE TABLE ExperimentProfile (params text, id text, execDuration integer, startTime integer, endTime integer,
+    logDir text, nextSequenceId integer, revision integer);
+"""
+SPACE = {"depth": {"_type": "choice", "_value": [1, 2, 3]}, "act": {"_type": "choice", "_value": ["relu", "tanh"]}}
+EVALUATOR = {"name": "toy", "class": "tests.toy_plugins:ToyEvaluator", "args": {},
+             "metrics": [{"name": "accuracy", "direction": "maximize", "description": ""}],
+             "pareto_metrics": None, "objective": {"name": "metric", "metric": "accuracy"}}
+
+
+class Db:
+    """Writes rows the way NNI's manager does (metric data is the JSON of the JSON string the trial sent)."""
+
+    def __init__(self, folder: Path, optimize_mode: str = "maximize") -> None:
+        (folder / "db").mkdir(parents=True)
+        self.path = folder / "db" / "nni.sqlite"
+        self.db = sqlite3.connect(self.path)
+        self.db.executescript(SCHEMA)
+        self.clock = 1_000
+        params = {"searchSpace": SPACE, "trialConcurrency": 2,
+                  "tuner": {"name": "TPE", "classArgs": {"optimize_mode": optimize_mode}}}
+        self.db.execute("INSERT INTO ExperimentProfile VALUES (?, 'exp1', 0, 0, NULL, '/x', 0, 1)", (json.dumps(params),))
+
+    def event(self, job: str, event: str, sequence: int, parameter_id: int | None = None,
+              parameters: dict[str, Any] | None = None) -> None:
+        data = None if parameters is None else json.dumps(
+            {"parameter_id": parameter_id, "parameter_source": "algorithm", "parameters": parameters,
+             "parameter_index": 0})
+        self.clock += 1
+        self.db.execute("INSERT INTO TrialJobEvent VALUES (?, ?, ?, ?, ?, ?, NULL, 'local-env')",
+                        (self.clock, job, event, data, f"/x/trials/{job}", sequence))
+
+    def metric(self, job: str, parameter_id: int, kind: str, sequence: int, value: Any) -> None:
+        self.clock += 1
+        self.db.execute("INSERT INTO MetricData VALUES (?, ?, ?, ?, ?, ?)",
+                        (self.clock, job, str(parameter_id), kind, sequence, json.dumps(json.dumps(value))))
+
+    def close(self) -> None:
+        self.db.commit()
+        self.db.close()
+
+
+def build_experiment(folder: Path, optimize_mode: str = "maximize") -> Path:
+    db = Db(folder, optimize_mode)
+    archs = {0: {"depth": 1, "act": "relu"}, 1: {"depth": 2, "act": "relu"}, 2: {"depth": 3, "act": "relu"},
+             3: {"depth": 1, "act": "tanh"}, 4: {"depth": 2, "act": "tanh"}, 5: {"depth": 3, "act": "tanh"}}
+    for pid, job in enumerate(["jobA", "jobB", "jobC", "jobD", "jobE", "jobF"]):
+        db.event(job, "WAITING", pid, pid, {**archs[pid], "_candidate": f"c{pid}"})
+        db.event(job, "RUNNING", pid)
+    # A: succeeded, echoes its candidate and the evaluator's description.
+    db.metric("jobA", 0, "PERIODICAL", 0, {"default": 0.4, "accuracy": 0.4})
+    db.metric("jobA", 0, "FINAL", 0, {"default": 0.7, "accuracy": 0.7, "candidate": "c0", "evaluator": EVALUATOR})
+    db.event("jobA", "SUCCEEDED", 0)
+    # B: killed by an assessor after two epochs; its partial accuracy would beat everything.
+    db.metric("jobB", 1, "PERIODICAL", 0, {"default": 0.5, "accuracy": 0.5})
+    db.metric("jobB", 1, "PERIODICAL", 1, {"default": 0.99, "accuracy": 0.99})
+    db.event("jobB", "EARLY_STOPPED", 1)
+    # C: crashed without a result.
+    db.event("jobC", "FAILED", 2)
+    # D: NNI's local service handed job D the parameters of id 4: its results carry parameter id 4.
+    db.metric("jobD", 4, "FINAL", 0, 0.6)  # a bare number, as a plain NNI trial reports
+    db.event("jobD", "SUCCEEDED", 3)
+    # E: still running; F: reported a failure itself.
+    db.metric("jobF", 5, "FINAL", 0, {"default": 0.0, "status": "failed", "reason": "loss diverged", "candidate": "c5"})
+    db.event("jobF", "FAILED", 5)
+    db.close()
+    return folder
+
+
+def test_records_come_from_the_trial_database(tmp_path):
+    results = load_nni_results(build_experiment(tmp_path / "exp1"))
+    assert results.space is not None and results.space.names == ("depth", "act")
+    assert results.evaluator == EVALUATOR
+    by_job = {r.trial_id: r for r in results.records}
+    assert sorted(by_job) == ["jobA", "jobB", "jobC", "jobD", "jobF"]  # jobE has not ended
+    a, b, c, d, f = (by_job[j] for j in ("jobA", "jobB", "jobC", "jobD", "jobF"))
+    assert (a.candidate_id, a.arch, a.result.status, a.result.fitness) == (0, {"depth": 1, "act": "relu"}, "succeeded", 0.7)
+    assert a.result.metrics == {"accuracy": 0.7}
+    assert b.result.status == "early_stopped" and b.result.metrics == {"accuracy": 0.99} and b.result.fitness is None
+    assert "after 2 per-epoch results" in str(b.result.reason)
+    assert c.result.status == "failed" and "ended FAILED without a result" in str(c.result.reason)
+    assert "/x/trials/jobC/trial.log" in str(c.result.reason)
+    assert d.arch == {"depth": 2, "act": "tanh"} and d.result.fitness == 0.6  # what it trained, not its own form
+    assert f.result.status == "failed" and f.result.reason == "loss diverged"
+    assert [r.trial_id for r in results.best(5)] == ["jobA", "jobD"]  # the early stop is never best
+    assert any("1 trial not ended" in note for note in results.notes)
+
+
+def test_a_minimising_tuner_gives_the_negated_default_as_fitness(tmp_path):
+    results = load_nni_results(build_experiment(tmp_path / "exp1", optimize_mode="minimize"))
+    assert [r.trial_id for r in results.best(5)] == ["jobD", "jobA"]
+    assert results.best(1)[0].result.fitness == -0.6
+    assert any("fitness here is its negative" in note for note in results.notes)
+
+
+def test_report_command_falls_back_to_the_trial_database(tmp_path, capsys):
+    folder = build_experiment(tmp_path / "exp1")
+    out = tmp_path / "out"
+    assert main(["report", str(folder), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "5 architectures evaluated (2 failed, 1 early-stopped)" in printed
+    assert json.loads((out / "best.json").read_text())["trial_id"] == "jobA"
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert {row["trial_id"]: row["status"] for row in rows} == {
+        "jobA": "succeeded", "jobB": "early_stopped", "jobC": "failed", "jobD": "succeeded", "jobF": "failed"}
+    md = (out / "report.md").read_text()
+    assert "## Early-stopped candidates" in md and "records rebuilt from NNI's trial database" in md
+
+
+def test_no_database_and_a_broken_one_are_one_line(tmp_path, capsys):
+    with pytest.raises(ResultsError, match="no NNI trial database"):
+        load_nni_results(tmp_path)
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no search state found" in capsys.readouterr().err
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "nni.sqlite").write_bytes(b"not a database at all" * 10)
+    with pytest.raises(ResultsError, match="not a readable NNI trial database"):
+        load_nni_results(tmp_path)
