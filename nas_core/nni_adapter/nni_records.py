@@ -34,6 +34,7 @@ from ..results import ResultsError, SearchResults
 from ..space import InvalidArchitectureError, InvalidSpaceError, SearchSpace
 from ..strategy import TrialResult
 from .trial import CANDIDATE_FIELD, RESULT_FIELDS, split_parameters
+from .trial_outcome import decode_metric, early_stopped_result, last_epoch_metrics
 
 DATABASE = Path("db") / "nni.sqlite"
 """The trial database's place inside an NNI experiment directory."""
@@ -62,12 +63,6 @@ class _Job:
     log_path: str | None = None
     final: tuple[int | None, Any] | None = None  # (parameter id, value)
     periodical: list[tuple[int, int | None, Any]] = field(default_factory=list)  # (sequence, parameter id, value)
-
-
-def _decode(data: Any) -> Any:
-    """A metric's ``data`` column: JSON of the JSON string the trial reported."""
-    value = json.loads(data) if isinstance(data, str) else data
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -105,7 +100,7 @@ def _read(database: Path) -> tuple[dict[str, Any], dict[str, _Job]]:
                 "SELECT trialJobId, parameterId, type, sequence, data FROM MetricData ORDER BY timestamp, rowid"):
             job = jobs.get(job_id)
             try:
-                value = _decode(data)
+                value = decode_metric(data)
             except ValueError:
                 continue
             if job is None:
@@ -117,14 +112,6 @@ def _read(database: Path) -> tuple[dict[str, Any], dict[str, _Job]]:
     finally:
         connection.close()
     return profile if isinstance(profile, dict) else {}, jobs
-
-
-def _metrics_of(value: Any) -> dict[str, Any]:
-    """The metrics of a per-epoch result: its keys, or ``default`` alone when it has no others."""
-    if isinstance(value, Mapping):
-        metrics = {k: v for k, v in value.items() if k not in RESULT_FIELDS}
-        return metrics or {"default": value.get("default")}
-    return {"default": value}
 
 
 def _final_result(value: Any, sign: float) -> TrialResult:
@@ -147,11 +134,7 @@ def _result_of(job: _Job, sign: float) -> TrialResult:
         return _final_result(job.final[1], sign)
     if status == "EARLY_STOPPED":
         last = sorted(job.periodical, key=lambda p: p[0])
-        epochs = len(last)
-        metrics = _metrics_of(last[-1][2]) if last else {}
-        return TrialResult.stopped_early(
-            f"stopped early by NNI (its assessor, or maxTrialDuration) after {epochs} per-epoch "
-            f"result{'s' if epochs != 1 else ''}", metrics)
+        return early_stopped_result(len(last), last_epoch_metrics(last[-1][2]) if last else {})
     if status == "SUCCEEDED":
         return TrialResult.failed(f"trial succeeded but reported no final result{log}")
     return TrialResult.failed(f"trial ended {status} without a result{log}")

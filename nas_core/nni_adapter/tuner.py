@@ -18,6 +18,9 @@ What NNI 3.0 really does shapes this class (see the project's notes on NNI):
 * Trials may swap parameters under the local training service; every parameter set carries a
   candidate key that the trial echoes in its final result, and results are matched by
   architecture, never by ``trial_end``'s id alone.
+* ``trial_end(success=False)`` does not say why a trial ended; the manager's record of the job
+  does (:mod:`.trial_outcome`): a trial stopped early by an assessor is recorded as
+  ``early_stopped`` with its last per-epoch metrics, never as a success or a bare failure.
 * State (strategy, RNG, history) is written atomically after every result; ``nnictl resume``
   reloads it, and ``import_data`` merges finished trials without counting any twice.
 """
@@ -45,7 +48,7 @@ from ..space import InvalidArchitectureError, SearchSpace
 from ..state_io import read_json, write_json_atomic
 from ..strategy import FINISHED, WAIT, Strategy, TrialResult
 from .trial import CANDIDATE_FIELD, RESULT_FIELDS, own_operators, split_parameters
-from . import rest
+from . import rest, trial_outcome
 
 _logger = logging.getLogger("nas_core.tuner")
 
@@ -77,6 +80,17 @@ def result_from_value(value: Any) -> TrialResult:
         metrics = {k: v for k, v in value.items() if k not in RESULT_FIELDS}
         return TrialResult.succeeded(metrics, value.get("default"))  # type: ignore[arg-type]
     return TrialResult.succeeded({}, value)
+
+
+def resent_intermediate(value: Any) -> bool:
+    """Whether a "final" result is NNI re-sending an early-stopped trial's last per-epoch result.
+
+    With ``NNI_INCLUDE_INTERMEDIATE_RESULTS=true`` in the manager's environment, NNI's dispatcher
+    passes the last per-epoch result of a trial its assessor stopped to the tuner as if it were
+    final. Our trial's real final results always carry a ``status``; its per-epoch ones never do.
+    """
+    return (os.environ.get("NNI_INCLUDE_INTERMEDIATE_RESULTS") == "true" and isinstance(value, dict)
+            and "status" not in value)
 
 
 class StrategyTuner(Tuner):
@@ -272,7 +286,10 @@ class StrategyTuner(Tuner):
                     parameters = self._params_by_id.get(parameter_id, {})
                 self._check_trial_side(value)
                 arch = self._arch_of(parameters, value)
-                outcome = self._driver.complete(arch, result_from_value(value))
+                result = result_from_value(value)
+                if resent_intermediate(value):
+                    result = trial_outcome.early_stopped_result(None, trial_outcome.last_epoch_metrics(value))
+                outcome = self._driver.complete(arch, result)
                 _logger.info("trial %s (%s): %s", parameter_id, outcome, value)
                 self._after_result()
             except Exception:
@@ -318,15 +335,69 @@ class StrategyTuner(Tuner):
             try:
                 if self._driver is None or parameter_id not in self._driver.pending:
                     return
-                if not success:
-                    self._driver.fail(parameter_id, "trial ended as failed, cancelled or early-stopped without a result")
-                    self._after_result()
-                elif self._missing_result_timeout >= 0:
-                    timer = threading.Timer(self._missing_result_timeout, self._check_missing, args=(parameter_id,))
-                    timer.daemon = True
-                    timer.start()
+                if success:
+                    if self._missing_result_timeout >= 0:
+                        timer = threading.Timer(self._missing_result_timeout, self._check_missing, args=(parameter_id,))
+                        timer.daemon = True
+                        timer.start()
+                    return
             except Exception:
                 _logger.exception("trial_end(%s, %s) failed", parameter_id, success)
+                return
+        self._settle_unsuccessful(parameter_id)
+
+    def _settle_unsuccessful(self, parameter_id: int) -> None:
+        """Record a trial that ended without success as what it was.
+
+        NNI says only ``success=False``; the manager's record of the job says whether it failed,
+        was cancelled, or was stopped early (by an assessor or ``maxTrialDuration``), and which
+        candidate it really trained (:mod:`.trial_outcome`). An early stop is recorded as
+        ``early_stopped`` with its last per-epoch metrics. Without the manager (unreachable), the
+        candidate fails with a reason saying that the cause is unknown.
+        """
+        outcome = self._manager_outcome(parameter_id)  # REST calls: outside the lock
+        with self._lock:
+            try:
+                if self._driver is None:
+                    return
+                if outcome is not None:
+                    params, result = outcome
+                    arch = self._arch_of(params, None)
+                    if self._driver.space.key(arch) in {self._driver.space.key(a) for a in self._driver.pending.values()}:
+                        self._driver.complete(arch, result)
+                        _logger.info("trial %s ended unsuccessfully: %s (%s)", parameter_id, result.status, result.reason)
+                elif parameter_id in self._driver.pending:
+                    self._driver.fail(parameter_id, "trial ended as failed, cancelled or early-stopped without a "
+                                                    "result (the NNI manager's record could not tell which)")
+                self._after_result()
+            except Exception:
+                _logger.exception("cannot record the unsuccessful end of parameter %s", parameter_id)
+
+    def _manager_outcome(self, parameter_id: int, attempts: int = 3) -> tuple[dict[str, Any], TrialResult] | None:
+        """(parameters the job trained, its result) from the manager's REST API, or None."""
+        port = rest.port_from_channel(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
+        if port is None:
+            return None
+        for attempt in range(attempts):
+            try:
+                jobs = rest.get(port, "trial-jobs", timeout=10.0) or []
+                job = trial_outcome.job_of_parameter(jobs, parameter_id)
+                if job is None:
+                    return None
+                rows = rest.get(port, f"metric-data/{job['trialJobId']}", timeout=10.0) or []
+                trained, result = trial_outcome.unsuccessful_outcome(job, rows, result_from_value)
+                if result is None:
+                    time.sleep(1.0)  # not ended in the manager's record yet
+                    continue
+                with self._lock:
+                    params = self._params_by_id.get(trained) if trained is not None else None
+                if params is None:
+                    params = trial_outcome.parameters_by_id(jobs).get(trained) if trained is not None else None
+                return (params, result) if params is not None else None
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                _logger.warning("cannot ask the NNI manager how parameter %s ended (%s)", parameter_id, err)
+                time.sleep(1.0 + attempt)
+        return None
 
     def _check_missing(self, parameter_id: int) -> None:
         with self._lock:
