@@ -135,3 +135,15 @@ def test_nni_own_tuners_run_unchanged_on_our_space_and_trial(make_toy_config, tu
     assert len(jobs) == 4 and all(job["status"] == "SUCCEEDED" for job in jobs)
     metrics = [json.loads(json.loads(job["finalMetricData"][0]["data"])) for job in jobs]
     assert all(0 <= m["default"] <= 100 and m["flops_norm"] > 0 for m in metrics)
+    # `report` on the stopped experiment: no search state of ours, so the records come from NNI's trial database
+    from nas_core.cli import main
+
+    out = outcome.experiment_dir / "report"
+    assert main(["report", str(outcome.experiment_dir), "--output", str(out)]) == 0
+    best = json.loads((out / "best.json").read_text())
+    assert best["fitness"] == max(m["default"] for m in metrics)
+    assert best["metrics"]["accuracy"] == next(m["accuracy"] for m in metrics if m["default"] == best["fitness"])
+    rows = (out / "trials.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 and all(",succeeded," in row for row in rows[1:])
+    assert "records rebuilt from NNI's trial database" in (out / "report.md").read_text()
+    assert (out / "pareto.png").exists()  # the trials' evaluator description came with their final results

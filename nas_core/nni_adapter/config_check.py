@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import importlib
 import io
+import json
 import logging
 import traceback
 from pathlib import Path
@@ -163,6 +164,35 @@ def _check_tuner(raw: dict[str, Any]) -> None:
         raise NniConfigError(f"tuner {name!r} cannot be imported ({module}): {type(err).__name__}: {err}") from None
 
 
+def _check_assessor(raw: dict[str, Any]) -> None:
+    """A builtin assessor name must be one NNI knows, and its classArgs pass NNI's own validator for
+    it (NNI checks them only in the dispatcher, after the experiment has started)."""
+    from nni.tools.package_utils import config_manager
+    from nni.tools.package_utils.tuner_factory import create_validator_instance
+
+    assessor = raw.get("assessor")
+    if not isinstance(assessor, dict) or not assessor.get("name"):
+        return
+    name = str(assessor["name"])
+    meta = config_manager.get_algo_meta(name)
+    if meta is None or meta.algo_type != "assessor":
+        names = [m.name for m in config_manager.get_all_algo_meta() if m.algo_type == "assessor"]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        what = f"an NNI {meta.algo_type}" if meta is not None else "not an assessor NNI knows"
+        raise NniConfigError(f"assessor.name {name!r} is {what}{hint}; NNI's assessors: {', '.join(names)}")
+    args = assessor.get("classArgs") or {}
+    if not isinstance(args, dict):
+        raise NniConfigError(f"assessor.classArgs={args!r} must be a mapping")
+    try:
+        validator = create_validator_instance("assessors", name)
+        if validator is not None:
+            validator.validate_class_args(**args)
+    except Exception as err:  # schema.SchemaError and friends: NNI's dispatcher would die the same way
+        text = " ".join(str(err).split()) or type(err).__name__
+        raise NniConfigError(f"assessor {name!r}: classArgs {json.dumps(args)} refused by NNI: {text}") from None
+
+
 def _nni_validate(raw: dict[str, Any], base: Path) -> None:
     """NNI's own canonicalisation and checks, as its launcher runs them."""
     from nni.experiment.config import ExperimentConfig
@@ -197,6 +227,7 @@ def check_nni_config(raw: dict[str, Any], base: Path) -> None:
     _check_durations(raw)
     _nni_validate(raw, base)
     _check_tuner(raw)
+    _check_assessor(raw)
 
 
 def is_local(raw: dict[str, Any]) -> bool:
