@@ -130,3 +130,50 @@ def test_a_last_epoch_resent_by_nni_as_final_is_an_early_stop(tuner, monkeypatch
     first, second = tuner._driver.records
     assert first.result.early_stopped and first.result.metrics == {"accuracy": 7.0}
     assert second.result.ok
+
+
+# ------------------------------------------------------------------ NO_MORE_TRIAL at a barrier
+def dispatcher_with(tuner):
+    """NNI's own dispatcher class around ``tuner``, its channel replaced by a list of what it sends."""
+    from nni.runtime.msg_dispatcher import MsgDispatcher
+
+    dispatcher = MsgDispatcher.__new__(MsgDispatcher)
+    dispatcher.tuner, dispatcher.assessor = tuner, None
+    sent: list[tuple[str, Any]] = []
+    dispatcher.send = lambda command, data: sent.append((command.value, data))
+    return dispatcher, sent
+
+
+def barrier_tuner(tmp_path, batches: int) -> StrategyTuner:
+    tuner = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": batches}, seed=0,
+                          state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
+    tuner.update_search_space(toy_space().to_nni())
+    return tuner
+
+
+def tell_all(tuner, sent, fitness: float) -> None:
+    for _, data in sent:
+        packed = json.loads(data)
+        tuner.receive_trial_result(packed["parameter_id"], packed["parameters"], final(packed["parameters"], fitness))
+
+
+def test_a_barrier_does_not_tell_nni_there_are_no_more_trials(tmp_path):
+    tuner = barrier_tuner(tmp_path, batches=3)
+    dispatcher, sent = dispatcher_with(tuner)
+    dispatcher.handle_request_trial_jobs(3)  # the batch has 2: the third id waits at the barrier
+    assert [command for command, _ in sent] == ["TR", "TR"]  # two new trials, no NO_MORE_TRIAL_JOBS
+    told, sent[:] = list(sent), []
+    tell_all(tuner, told, 1.0)
+    assert [command for command, _ in sent] == ["TR"]  # the held id is filled through st_callback
+    dispatcher.handle_request_trial_jobs(2)  # the last candidate of batch 2, then the barrier again
+    assert [command for command, _ in sent] == ["TR", "TR"]
+
+
+def test_a_finished_strategy_still_tells_nni_there_are_no_more_trials(tmp_path):
+    tuner = barrier_tuner(tmp_path, batches=1)
+    dispatcher, sent = dispatcher_with(tuner)
+    dispatcher.handle_request_trial_jobs(2)
+    told, sent[:] = list(sent), []
+    tell_all(tuner, told, 1.0)
+    dispatcher.handle_request_trial_jobs(1)
+    assert [command for command, _ in sent] == ["NO"]

@@ -12,7 +12,9 @@ What NNI 3.0 really does shapes this class (see the project's notes on NNI):
 * A hook that raises kills the dispatcher silently, so every hook catches, logs, and, for a
   fatal configuration error, reports it to the manager so the experiment shows ERROR.
 * When the strategy answers WAIT (a generation barrier), the requested parameter ids are kept and
-  filled later through ``st_callback``, so no slot is lost and the experiment never stalls.
+  filled later through ``st_callback``, so no slot is lost and the experiment never stalls; NNI's
+  dispatcher is kept from telling the manager "no more trials" then (:mod:`.keep_running`), so
+  the experiment stays RUNNING.
 * When the strategy is finished, the experiment's ``maxTrialNumber`` is lowered to the trials
   already submitted, so NNI reaches DONE instead of sitting in TUNER_NO_MORE_TRIAL.
 * Trials may swap parameters under the local training service; every parameter set carries a
@@ -48,7 +50,7 @@ from ..space import InvalidArchitectureError, SearchSpace
 from ..state_io import read_json, write_json_atomic
 from ..strategy import FINISHED, WAIT, Strategy, TrialResult
 from .trial import CANDIDATE_FIELD, RESULT_FIELDS, own_operators, split_parameters
-from . import rest, trial_outcome
+from . import keep_running, rest, trial_outcome
 
 _logger = logging.getLogger("nas_core.tuner")
 
@@ -139,6 +141,7 @@ class StrategyTuner(Tuner):
         self._loaded_state: dict[str, Any] | None = None
         self._waiting: list[int] = []  # parameter ids NNI requested while the strategy said WAIT
         self._st_callback: Any = None
+        self._held = threading.local()  # .now: this thread's last request kept ids for later (keep_running)
         self._sent_keys: dict[str, str] = {}  # candidate hash -> architecture key, for swap checks
         self._params_by_id: dict[int, dict[str, Any]] = {}  # every parameter set handed out, per parameter id
         self._finish_requested = False
@@ -229,10 +232,12 @@ class StrategyTuner(Tuner):
 
     def generate_multiple_parameters(self, parameter_id_list: list[int], **kwargs: Any) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
+        self._held.now = False
         with self._lock:
             try:
                 if kwargs.get("st_callback") is not None:
                     self._st_callback = kwargs["st_callback"]
+                    keep_running.install(self._st_callback, lambda: bool(getattr(self._held, "now", False)))
                 if self._driver is None or self._fatal:
                     return out
                 for i, pid in enumerate(parameter_id_list):
@@ -243,6 +248,7 @@ class StrategyTuner(Tuner):
                     if answer is WAIT:
                         if self._st_callback is not None:
                             self._waiting.extend(parameter_id_list[i:])
+                            self._held.now = True  # the ids are kept: NNI's "no more trials" would be untrue
                         break
                     out.append(self._parameters(answer, pid))
                 self._persist()
