@@ -52,6 +52,17 @@ def test_outcome_of_failures_and_of_a_job_still_running():
     assert trial_outcome.unsuccessful_outcome(job("J3", "RUNNING", 3, {}), [], result_from_value)[1] is None
 
 
+def test_a_job_the_assessor_killed_is_an_early_stop_though_nni_lists_it_cancelled():
+    """NNI 3.0's local service marks an assessor's stop EARLY_STOPPED only if the trial ends after its kill returns."""
+    cancelled = job("J1", "USER_CANCELED", 1, {"a": 1})
+    rows = [row(1, "PERIODICAL", 0, {"default": 0.2, "accuracy": 0.2})]
+    _, result = trial_outcome.unsuccessful_outcome(cancelled, rows, result_from_value, killed_by_assessor=True)
+    assert result is not None and result.early_stopped and result.metrics == {"accuracy": 0.2}
+    assert result.reason == "stopped early by NNI's assessor after 1 per-epoch result"
+    _, by_user = trial_outcome.unsuccessful_outcome(cancelled, rows, result_from_value)
+    assert by_user is not None and by_user.status == "failed" and "USER_CANCELED" in str(by_user.reason)
+
+
 class FakeManager:
     """The two REST calls the tuner makes, answered from a list of jobs and their metric rows."""
 
@@ -167,6 +178,25 @@ def test_a_barrier_does_not_tell_nni_there_are_no_more_trials(tmp_path):
     assert [command for command, _ in sent] == ["TR"]  # the held id is filled through st_callback
     dispatcher.handle_request_trial_jobs(2)  # the last candidate of batch 2, then the barrier again
     assert [command for command, _ in sent] == ["TR", "TR"]
+
+
+def test_the_assessors_kills_are_noted_and_still_sent(tmp_path, monkeypatch):
+    from nni.runtime.tuner_command_channel import CommandType
+
+    tuner = barrier_tuner(tmp_path, batches=2)
+    dispatcher, sent = dispatcher_with(tuner)
+    dispatcher.handle_request_trial_jobs(2)
+    a, b = (json.loads(data) for _, data in sent)
+    dispatcher.send(CommandType.KillTrialJob, json.dumps("Ja"))  # what the dispatcher sends on a Bad verdict
+    assert sent[-1] == ("KI", '"Ja"') and tuner._assessor_killed == {"Ja"}
+    manager = FakeManager()
+    manager.jobs = [job("Ja", "USER_CANCELED", a["parameter_id"], a["parameters"])]
+    manager.rows["Ja"] = [row(a["parameter_id"], "PERIODICAL", 0, {"default": 3.0, "accuracy": 3.0})]
+    monkeypatch.setenv("NNI_TUNER_COMMAND_CHANNEL", "ws://localhost:4567/tuner")
+    monkeypatch.setattr(rest, "get", manager.get)
+    tuner.trial_end(a["parameter_id"], False)
+    (record,) = tuner._driver.records
+    assert record.result.early_stopped and record.result.reason == "stopped early by NNI's assessor after 1 per-epoch result"
 
 
 def test_a_finished_strategy_still_tells_nni_there_are_no_more_trials(tmp_path):

@@ -107,6 +107,20 @@ def test_records_come_from_the_trial_database(tmp_path):
     assert any("1 trial not ended" in note for note in results.notes)
 
 
+def test_a_cancelled_trial_of_an_experiment_with_an_assessor_is_an_early_stop_that_says_it_may_be_a_user(tmp_path):
+    folder = tmp_path / "exp1"
+    db = Db(folder)
+    db.db.execute("UPDATE ExperimentProfile SET params = ?", (json.dumps(
+        {"searchSpace": SPACE, "tuner": {"name": "TPE"}, "assessor": {"name": "Medianstop"}}),))
+    db.event("jobA", "RUNNING", 0, 0, {"depth": 1, "act": "relu"})
+    db.metric("jobA", 0, "PERIODICAL", 0, {"default": 0.3, "accuracy": 0.3})
+    db.event("jobA", "USER_CANCELED", 0)
+    db.close()
+    (record,) = load_nni_results(folder).records
+    assert record.result.early_stopped and record.result.metrics == {"accuracy": 0.3}
+    assert "its assessor Medianstop or by a user" in str(record.result.reason)
+
+
 def test_a_minimising_tuner_gives_the_negated_default_as_fitness(tmp_path):
     results = load_nni_results(build_experiment(tmp_path / "exp1", optimize_mode="minimize"))
     assert [r.trial_id for r in results.best(5)] == ["jobD", "jobA"]

@@ -12,7 +12,9 @@ Each ended trial becomes one :class:`~nas_core.driver.Record`: ``candidate_id`` 
 
 * SUCCEEDED with a final result: the final dict's ``default`` as fitness and its other numeric
   keys as metrics (a final with ``status: failed`` is a failure with its reason);
-* EARLY_STOPPED: early-stopped, with the metrics of its last per-epoch result;
+* EARLY_STOPPED: early-stopped, with the metrics of its last per-epoch result; so is USER_CANCELED
+  when the experiment has an assessor (NNI 3.0's local training service lists many assessor stops
+  that way; the reason says it may also have been a user);
 * anything else (FAILED, cancelled, succeeded without a final result): failed, saying so.
 
 Trials still waiting or running are left out. The fitness is maximised: when the experiment's
@@ -127,14 +129,19 @@ def _final_result(value: Any, sign: float) -> TrialResult:
     return TrialResult.succeeded(metrics, fitness)  # type: ignore[arg-type]
 
 
-def _result_of(job: _Job, sign: float) -> TrialResult:
+def _result_of(job: _Job, sign: float, assessor: str | None) -> TrialResult:
     status = job.status or "UNKNOWN"
     log = f" (its log: {job.log_path}/trial.log)" if job.log_path else ""
     if job.final is not None and status in ("SUCCEEDED", "FAILED"):
         return _final_result(job.final[1], sign)
+    last = sorted(job.periodical, key=lambda p: p[0])
+    metrics = last_epoch_metrics(last[-1][2]) if last else {}
     if status == "EARLY_STOPPED":
-        last = sorted(job.periodical, key=lambda p: p[0])
-        return early_stopped_result(len(last), last_epoch_metrics(last[-1][2]) if last else {})
+        return early_stopped_result(len(last), metrics)
+    if status == "USER_CANCELED" and assessor:
+        # NNI 3.0's local training service lists many of its assessor's stops as USER_CANCELED.
+        return early_stopped_result(len(last), metrics, by=f"its assessor {assessor} or by a user (NNI lists both as "
+                                                           "USER_CANCELED)")
     if status == "SUCCEEDED":
         return TrialResult.failed(f"trial succeeded but reported no final result{log}")
     return TrialResult.failed(f"trial ended {status} without a result{log}")
@@ -179,6 +186,8 @@ def load_nni_results(location: str | Path) -> SearchResults:
     tuner = profile.get("tuner") if isinstance(profile.get("tuner"), dict) else {}
     class_args = tuner.get("classArgs") if isinstance(tuner.get("classArgs"), dict) else {}
     sign = -1.0 if class_args.get("optimize_mode") == "minimize" else 1.0
+    assessor_config = profile.get("assessor") if isinstance(profile.get("assessor"), dict) else {}
+    assessor = assessor_config.get("name") or assessor_config.get("className")
     if sign < 0:
         notes.append("the experiment's tuner minimised the trials' `default` value: fitness here is its negative")
 
@@ -208,7 +217,7 @@ def load_nni_results(location: str | Path) -> SearchResults:
         if evaluator is None and isinstance(value, Mapping) and isinstance(value.get("evaluator"), dict):
             evaluator = dict(value["evaluator"])
         candidate = job.sequence if job.sequence is not None else position
-        records.append(Record(candidate, job.job_id, arch, key, _result_of(job, sign), "trained"))
+        records.append(Record(candidate, job.job_id, arch, key, _result_of(job, sign, assessor), "trained"))
     if left_out:
         notes.append(f"{left_out} trial{'s' if left_out != 1 else ''} not ended (waiting or running) left out")
     results = SearchResults(database, space, records, evaluator, notes=notes)

@@ -11,7 +11,8 @@ hand a job another job's parameters).
 :class:`~nas_core.strategy.TrialResult`: an early stop becomes ``early_stopped`` with the metrics
 of its last per-epoch result, a failure a ``failed`` result naming the status. The tuner asks the
 manager once the trial has ended, so a stopped trial is never a success nor a failure that hides
-why.
+why. NNI 3.0's local training service may list a trial its assessor stopped as ``USER_CANCELED``;
+the tuner knows those from the dispatcher's kill (:mod:`.dispatcher_hooks`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from .trial import RESULT_FIELDS
 
 UNSUCCESSFUL = frozenset({"EARLY_STOPPED", "FAILED", "USER_CANCELED", "SYS_CANCELED"})
 """The terminal job statuses NNI reports to a tuner as ``success=False``."""
-EARLY_STOP_REASON = "stopped early by NNI (its assessor, or maxTrialDuration) after {n} per-epoch result{s}"
 
 
 def decode_metric(data: Any) -> Any:
@@ -80,14 +80,18 @@ def last_epoch_metrics(value: Any) -> dict[str, Any]:
 
 
 def unsuccessful_outcome(job: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
-                         from_final: Callable[[Any], TrialResult]) -> tuple[int | None, TrialResult | None]:
+                         from_final: Callable[[Any], TrialResult], *, killed_by_assessor: bool = False
+                         ) -> tuple[int | None, TrialResult | None]:
     """(parameter id the job trained, its result) for an ended, unsuccessful ``job``.
 
     ``rows`` are the job's metric rows (``metric-data/<job>``); ``from_final`` turns a final
     result into a :class:`TrialResult` (a trial that reported its own failure keeps its reason).
-    The result is None while the job has not ended.
+    ``killed_by_assessor``: the dispatcher sent the assessor's kill for this job, which NNI 3.0's
+    local training service may list as USER_CANCELED. The result is None while the job has not ended.
     """
     status = str(job.get("status"))
+    if killed_by_assessor and status in ("USER_CANCELED", "EARLY_STOPPED"):
+        status = "EARLY_STOPPED"
     periodical = sorted((r for r in rows if r.get("type") == "PERIODICAL"), key=lambda r: int(r.get("sequence") or 0))
     finals = [r for r in rows if r.get("type") == "FINAL"]
     trained = _int_or_none((finals or periodical[-1:] or [{}])[-1].get("parameterId"))
@@ -107,13 +111,17 @@ def unsuccessful_outcome(job: Mapping[str, Any], rows: Sequence[Mapping[str, Any
                 metrics = last_epoch_metrics(decode_metric(periodical[-1].get("data")))
             except ValueError:
                 metrics = {}
-        return trained, early_stopped_result(len(periodical), metrics)
+        return trained, early_stopped_result(len(periodical), metrics,
+                                             by="NNI's assessor" if killed_by_assessor else None)
     return trained, TrialResult.failed(f"trial ended {status} without a final result")
 
 
-def early_stopped_result(epochs: int | None, metrics: Mapping[str, Any]) -> TrialResult:
-    """An early stop after ``epochs`` per-epoch results (None: not known), with the last one's ``metrics``."""
+def early_stopped_result(epochs: int | None, metrics: Mapping[str, Any], by: str | None = None) -> TrialResult:
+    """An early stop after ``epochs`` per-epoch results (None: not known), with the last one's
+    ``metrics``; ``by`` names who stopped it when that is known."""
     if epochs is None:
         return TrialResult.stopped_early("stopped early by NNI's assessor (its last per-epoch result, re-sent by NNI)",
                                          metrics)
-    return TrialResult.stopped_early(EARLY_STOP_REASON.format(n=epochs, s="s" if epochs != 1 else ""), metrics)
+    who = by or "NNI (its assessor, or maxTrialDuration)"
+    return TrialResult.stopped_early(f"stopped early by {who} after {epochs} per-epoch result{'s' if epochs != 1 else ''}",
+                                     metrics)

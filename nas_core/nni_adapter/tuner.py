@@ -13,7 +13,7 @@ What NNI 3.0 really does shapes this class (see the project's notes on NNI):
   fatal configuration error, reports it to the manager so the experiment shows ERROR.
 * When the strategy answers WAIT (a generation barrier), the requested parameter ids are kept and
   filled later through ``st_callback``, so no slot is lost and the experiment never stalls; NNI's
-  dispatcher is kept from telling the manager "no more trials" then (:mod:`.keep_running`), so
+  dispatcher is kept from telling the manager "no more trials" then (:mod:`.dispatcher_hooks`), so
   the experiment stays RUNNING.
 * When the strategy is finished, the experiment's ``maxTrialNumber`` is lowered to the trials
   already submitted, so NNI reaches DONE instead of sitting in TUNER_NO_MORE_TRIAL.
@@ -50,7 +50,7 @@ from ..space import InvalidArchitectureError, SearchSpace
 from ..state_io import read_json, write_json_atomic
 from ..strategy import FINISHED, WAIT, Strategy, TrialResult
 from .trial import CANDIDATE_FIELD, RESULT_FIELDS, own_operators, split_parameters
-from . import keep_running, rest, trial_outcome
+from . import dispatcher_hooks, rest, trial_outcome
 
 _logger = logging.getLogger("nas_core.tuner")
 
@@ -141,7 +141,8 @@ class StrategyTuner(Tuner):
         self._loaded_state: dict[str, Any] | None = None
         self._waiting: list[int] = []  # parameter ids NNI requested while the strategy said WAIT
         self._st_callback: Any = None
-        self._held = threading.local()  # .now: this thread's last request kept ids for later (keep_running)
+        self._held = threading.local()  # .now: this thread's last request kept ids for later (dispatcher_hooks)
+        self._assessor_killed: set[str] = set()  # trial job ids NNI's assessor killed (dispatcher_hooks)
         self._sent_keys: dict[str, str] = {}  # candidate hash -> architecture key, for swap checks
         self._params_by_id: dict[int, dict[str, Any]] = {}  # every parameter set handed out, per parameter id
         self._finish_requested = False
@@ -237,7 +238,8 @@ class StrategyTuner(Tuner):
             try:
                 if kwargs.get("st_callback") is not None:
                     self._st_callback = kwargs["st_callback"]
-                    keep_running.install(self._st_callback, lambda: bool(getattr(self._held, "now", False)))
+                    dispatcher_hooks.install(self._st_callback, holding=lambda: bool(getattr(self._held, "now", False)),
+                                             killed=self._assessor_killed.add)
                 if self._driver is None or self._fatal:
                     return out
                 for i, pid in enumerate(parameter_id_list):
@@ -391,7 +393,8 @@ class StrategyTuner(Tuner):
                 if job is None:
                     return None
                 rows = rest.get(port, f"metric-data/{job['trialJobId']}", timeout=10.0) or []
-                trained, result = trial_outcome.unsuccessful_outcome(job, rows, result_from_value)
+                trained, result = trial_outcome.unsuccessful_outcome(
+                    job, rows, result_from_value, killed_by_assessor=str(job.get("trialJobId")) in self._assessor_killed)
                 if result is None:
                     time.sleep(1.0)  # not ended in the manager's record yet
                     continue
