@@ -38,6 +38,10 @@ def test_experiment_reaches_done_with_every_trial_succeeded(make_toy_config):
     assert results.best()[0].result.fitness == max(r.result.fitness for r in results.records)
     state = json.loads(state_path_of(outcome.experiment_dir).read_text())
     assert state["evaluator"]["name"] == "toy", "the trials' evaluator description did not reach the search state"
+    # the barrier held a slot without NNI's dispatcher saying "no more trials" (the manager warns when a trial
+    # arrives after that message: the status had read TUNER_NO_MORE_TRIAL in between)
+    manager_log = (outcome.experiment_dir / "log" / "nnimanager.log").read_text()
+    assert "NO_MORE_TRIAL is set" not in manager_log
 
 
 def run_experiment(config):
