@@ -15,6 +15,12 @@ Modules:
   in ``manager_poll.json``) and ``tuner_wait.js`` (the tuner may take 120 s to connect, not 10 s)
   into NNI's node process, and waits for NNI's manager to boot longer than NNI's launcher does;
 * :mod:`.rest` — the few calls to the manager's REST API;
+* :mod:`.trial_outcome` — why a trial ended without success (failed, cancelled, early-stopped by an
+  assessor), from the manager's record of the job;
+* :mod:`.dispatcher_hooks` — the experiment kept RUNNING while the tuner holds slots at a barrier,
+  and the trials NNI's assessor kills noted as they are killed;
+* :mod:`.nni_records` — search records rebuilt from an experiment's own trial database
+  (``db/nni.sqlite``), for ``report`` on experiments run with NNI's own tuners;
 * :mod:`.registration` — our strategies under NNI builtin tuner names.
 
 Outside this package, only ``nas_core/__init__``'s lazily loaded names serve NNI: they keep the
@@ -55,6 +61,17 @@ fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them agains
   (:mod:`.tuner`, :mod:`.rest`): the manager's port, to lower ``maxTrialNumber`` when the
   strategy finishes (``PUT experiment?update_type=MAX_TRIAL_NUM``, what the web UI does) and to
   read ``trial-jobs`` after a resume.
+* The dispatcher's ``send`` and the command codes ``NO`` (NO_MORE_TRIAL_JOBS) and ``KI``
+  (KILL_TRIAL_JOB) (:mod:`.dispatcher_hooks`), the dispatcher found as ``st_callback.__self__``
+  (NNI passes its bound ``send_trial_callback``): ``handle_request_trial_jobs`` says "no more
+  trials" whenever a tuner answers fewer than asked, which the manager shows as
+  TUNER_NO_MORE_TRIAL; an assessor's Bad verdict is only a kill sent to the manager, and NNI 3.0's
+  local service may then list the trial as USER_CANCELED (``cancelTrialJob`` in
+  ``training_service/v3/compat.js`` marks it early-stopped only after the stop it awaits).
+* The manager's ``trial-jobs`` (``hyperParameters``, ``status``) and ``metric-data/<job>``
+  (``parameterId``, ``type``, ``sequence``, ``data`` as the JSON of the JSON string the trial sent)
+  (:mod:`.trial_outcome`), and the same rows in the experiment's ``db/nni.sqlite`` (tables
+  ``TrialJobEvent``, ``MetricData``, ``ExperimentProfile``; :mod:`.nni_records`).
 * ``NNIManager.prototype.initTrainingService`` and its ``pollInterval`` field in NNI's node code
   (``manager_poll.js``): the 0.5 s loop on which the manager notices ended trials and starts
   queued ones is hard-coded; the shim lowers it after the training service sets it.
