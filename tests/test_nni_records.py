@@ -151,3 +151,20 @@ def test_no_database_and_a_broken_one_are_one_line(tmp_path, capsys):
     (tmp_path / "db" / "nni.sqlite").write_bytes(b"not a database at all" * 10)
     with pytest.raises(ResultsError, match="not a readable NNI trial database"):
         load_nni_results(tmp_path)
+
+
+def test_a_search_state_of_ours_wins_over_the_trial_database(tmp_path):
+    """`search` and `report` read our tuner's state when there is one, NNI's database only when there is none."""
+    from nas_core.cli import load_any_results
+    from nas_core.driver import Record
+    from nas_core.state_io import write_json_atomic
+    from nas_core.strategy import TrialResult
+
+    folder = build_experiment(tmp_path / "exp1")
+    state = folder / "checkpoint" / "nas_search_state.json"
+    assert load_any_results(folder, state).source == folder / "db" / "nni.sqlite"
+    arch = {"depth": 3, "act": "tanh"}
+    ours = Record(0, 1, arch, json.dumps(arch), TrialResult.succeeded({"accuracy": 0.9}, 0.9), "trained")
+    write_json_atomic(state, {"driver": {"records": [ours.to_json()]}})
+    assert load_any_results(folder, state).source == state
+    assert load_any_results(folder).records == [ours]
