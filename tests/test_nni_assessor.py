@@ -15,6 +15,23 @@ from tests.conftest import REPO
 from tests.test_nni_e2e import run_experiment
 
 
+@pytest.mark.parametrize("assessor, expected", [
+    ({"name": "Medianstop", "classArgs": {"start_step": 2}}, None),
+    ({"name": "Curvefitting", "classArgs": {"epoch_num": 10, "start_step": 3}}, None),
+    ({"name": "Mediastop"}, "assessor.name 'Mediastop' is not an assessor NNI knows (did you mean 'Medianstop'?)"),
+    ({"name": "TPE"}, "assessor.name 'TPE' is an NNI tuner"),
+    ({"name": "Medianstop", "classArgs": {"start_stp": 2}}, "assessor 'Medianstop': classArgs {\"start_stp\": 2} refused"),
+    ({"name": "Curvefitting", "classArgs": {"start_step": 2}}, "Missing key: 'epoch_num'"),
+])
+def test_validate_checks_the_assessor_with_nnis_own_validator(make_toy_config, capsys, assessor, expected):
+    code = main(["validate", str(make_toy_config(assessor=assessor))])
+    err = capsys.readouterr().err
+    if expected is None:
+        assert code == 0, err
+    else:
+        assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, err
+
+
 def check_records_and_report(outcome, jobs, out) -> list:
     """The search state and the report agree with NNI's job list on which trials were stopped early."""
     # NNI 3.0's local training service lists many assessor stops as USER_CANCELED; nothing else cancels here
@@ -69,6 +86,18 @@ def test_medianstop_on_digits_reaches_done_with_consistent_records(make_toy_conf
         maxTrialNumber=8, trialConcurrency=2, searchSpaceFile=str(REPO / "examples/digits/search_space.json"),
         trialCommand="python3 -m nas_core.trial --evaluator binary_width --args '{\"epochs\": 8, \"threads\": 1}'")
     assert main(["validate", str(config)]) == 0
+    outcome, jobs = run_experiment(config)
+    assert outcome.status == "DONE", outcome.errors
+    check_records_and_report(outcome, jobs, tmp_path / "report")
+
+
+@pytest.mark.slow
+def test_curvefitting_reaches_done_with_consistent_records(make_toy_config, tmp_path):
+    config = make_toy_config(
+        tuner={"className": "nas_core.nni_adapter.tuner.StrategyTuner", "codeDirectory": str(REPO),
+               "classArgs": {"strategy": "random", "seed": 0}},
+        assessor={"name": "Curvefitting", "classArgs": {"epoch_num": 10, "start_step": 3}},
+        maxTrialNumber=5, trialConcurrency=1, trial_args={"epochs": 10, "sleep": 4.0})
     outcome, jobs = run_experiment(config)
     assert outcome.status == "DONE", outcome.errors
     check_records_and_report(outcome, jobs, tmp_path / "report")

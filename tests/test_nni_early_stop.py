@@ -207,3 +207,11 @@ def test_a_finished_strategy_still_tells_nni_there_are_no_more_trials(tmp_path):
     tell_all(tuner, told, 1.0)
     dispatcher.handle_request_trial_jobs(1)
     assert [command for command, _ in sent] == ["NO"]
+
+
+def test_after_a_resume_the_latest_job_of_a_reused_parameter_id_is_the_one_that_ended():
+    old = {**job("J1", "SUCCEEDED", 1, {"a": 1}), "sequenceId": 0}
+    new = {**job("J9", "EARLY_STOPPED", 1, {"a": 2}), "sequenceId": 8}
+    running = {**job("J10", "RUNNING", 1, {"a": 3}), "sequenceId": 9}
+    assert trial_outcome.job_of_parameter([new, old, running], 1) is new
+    assert trial_outcome.job_of_parameter([old], 1) is old and trial_outcome.job_of_parameter([old], 2) is None

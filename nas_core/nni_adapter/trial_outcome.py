@@ -54,11 +54,15 @@ def job_form(job: Mapping[str, Any]) -> tuple[int | None, dict[str, Any] | None]
 
 
 def job_of_parameter(jobs: Sequence[Mapping[str, Any]], parameter_id: int) -> Mapping[str, Any] | None:
-    """The job the manager assigned ``parameter_id`` to (the one ``trial_end`` speaks of)."""
-    for job in jobs:
-        if job_form(job)[0] == parameter_id:
-            return job
-    return None
+    """The job the manager assigned ``parameter_id`` to (the one ``trial_end`` speaks of).
+
+    Parameter ids can start again at 1 after a resume: of several such jobs, the latest one that
+    ended unsuccessfully, else the latest.
+    """
+    matching = sorted((job for job in jobs if job_form(job)[0] == parameter_id),
+                      key=lambda job: _int_or_none(job.get("sequenceId")) or 0)
+    ended = [job for job in matching if str(job.get("status")) in UNSUCCESSFUL]
+    return (ended or matching or [None])[-1]
 
 
 def parameters_by_id(jobs: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
