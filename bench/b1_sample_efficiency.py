@@ -44,8 +44,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (RESULTS, Call, MemoScorer, ResultCache, format_table, header, progress_bar, pyplot,
-                          save_figure, spread, write_csv, write_json)
+from bench.common import (RESULTS, Call, MemoScorer, ResultCache, drive_nni_tuner, format_table, header,
+                          progress_bar, pyplot, save_figure, spread, write_csv, write_json)
 from nas_core import EVALUATORS, STRATEGIES, run_search
 from nas_core.space import InvalidArchitectureError, SearchSpace
 from nas_core.strategy import TrialResult
@@ -121,38 +121,20 @@ def make_nni_tuner(name: str, seed: int, space: SearchSpace, population: int) ->
 
 def run_nni(name: str, seed: int, space: SearchSpace, score: Scorer, budget: int, population: int) -> None:
     """One search by NNI tuner ``name``, one trial at a time, as NNI's dispatcher drives it."""
-    import nni
-
     tuner = make_nni_tuner(name, seed, space, population)
-    late: list[tuple[int, Any]] = []  # parameters a tuner sends later through st_callback
 
-    def callback(parameter_id: int, params: Any) -> None:
-        late.append((parameter_id, params))
-
-    for parameter_id in range(budget):
-        try:
-            proposed = tuner.generate_multiple_parameters([parameter_id], st_callback=callback)
-        except nni.NoMoreTrialError:
-            proposed = []
-        if proposed:
-            params = proposed[0]
-        elif late:
-            parameter_id, params = late.pop(0)
-        else:
-            break  # the tuner has nothing more to propose: the run ends short of the budget
+    def run_trial(params: Any) -> dict[str, float] | None:
         try:
             arch = space.validate(params)
         except InvalidArchitectureError as err:  # an NNI trial would fail on these parameters
             score_failed(score, params, f"invalid parameters: {err}")
-            tuner.trial_end(parameter_id, False)
-            continue
+            return None
         result = score(arch)
         # a failed trial ends FAILED; its result is not given to the tuner (NNI's Evolution would
         # otherwise drop the same trial twice, in receive_trial_result and in trial_end)
-        if result.ok:
-            value = {"default": result.fitness, **result.metrics}
-            tuner.receive_trial_result(parameter_id, params, value, customized=False, trial_job_id=None)
-        tuner.trial_end(parameter_id, result.ok)
+        return {"default": result.fitness, **result.metrics} if result.ok else None
+
+    drive_nni_tuner(tuner, budget, run_trial)
 
 
 def score_failed(score: Scorer, params: Any, reason: str) -> None:

@@ -414,3 +414,47 @@ class MemoScorer:
     def trained(self) -> int:
         """Requests that trained a network (cache misses)."""
         return sum(not c.cached for c in self.calls)
+
+
+# ------------------------------------------------------------------------------ NNI's tuners in process
+
+
+NniTrial = Callable[[Any], "Mapping[str, float] | None"]
+"""Runs one trial on a tuner's parameters: the metrics to report (NNI's ``default`` first), or None if it failed."""
+
+
+def drive_nni_tuner(tuner: Any, budget: int, run_trial: NniTrial) -> int:
+    """Drive an NNI tuner in process as NNI's dispatcher does, one trial at a time, up to ``budget`` trials.
+
+    Each trial asks ``generate_multiple_parameters`` for one parameter id. A tuner may answer with
+    nothing (or raise ``NoMoreTrialError``) and send parameters later through ``st_callback`` (NNI's
+    Evolution and TPE do while results are outstanding); those are queued and run in the order sent.
+    A success is reported with ``receive_trial_result``; every trial then ends with ``trial_end``. A
+    failed trial's result is not given to the tuner, as NNI does for a FAILED trial. The run ends early
+    when the tuner has nothing to propose. Returns the number of trials run.
+    """
+    import nni
+
+    late: list[tuple[int, Any]] = []  # parameters sent later through st_callback
+
+    def callback(parameter_id: int, params: Any, **_: Any) -> None:
+        late.append((parameter_id, params))
+
+    trials = 0
+    for parameter_id in range(budget):
+        try:
+            proposed = tuner.generate_multiple_parameters([parameter_id], st_callback=callback)
+        except nni.NoMoreTrialError:
+            proposed = []
+        if proposed:
+            params = proposed[0]
+        elif late:
+            parameter_id, params = late.pop(0)
+        else:
+            break
+        value = run_trial(params)
+        if value is not None:
+            tuner.receive_trial_result(parameter_id, params, dict(value), customized=False, trial_job_id=None)
+        tuner.trial_end(parameter_id, value is not None)
+        trials += 1
+    return trials

@@ -35,13 +35,14 @@ from nas_core.strategy import FINISHED, WAIT, TrialResult
 from nas_core.testing import analytic_fitness
 
 OPERATIONS = ("none", "skip_connect", "conv_1x1", "conv_3x3", "avg_pool_3x3")
-STRATEGY_NAMES = ("random", "evolution", "regularized_evolution", "nsga2")
+STRATEGY_NAMES = ("random", "evolution", "regularized_evolution", "nsga2", "local_search")
 BUDGET_ARGS: dict[str, dict[str, Any]] = {
     "evolution": {"population_size": 10, "generations": 1_000_000},
-    "nsga2": {"generations": 1_000_000},
+    "nsga2": {"generations": 1_000_000, "prescreen": 4},
 }
 """Arguments used when none are given: generations enough to reach the budget (the defaults,
-K x G = 1,600 asks, end before 1,000 new candidates), evolution at issue 14's population 10."""
+K x G = 1,600 asks, end before 1,000 new candidates), evolution at issue 14's population 10,
+nsga2 with its children pre-screened as in B6 (the model adds to each generation's breeding)."""
 
 
 def cell_space() -> SearchSpace:

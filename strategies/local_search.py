@@ -6,7 +6,10 @@ neighbourhood of the best architecture found so far is where the next improvemen
 benchmarks"), and a per-choice additive model learned from the results so far is a cheap,
 surprisingly good guide to which neighbour to try first.
 
-* The first ``initial`` asks are uniformly random architectures (never repeated).
+* The first ``initial`` asks are random architectures (never repeated): uniformly random, except
+  the last ``screened`` of them, each the best by the model (below) of ``screen_pool`` random unseen
+  ones, so the climb starts from a better incumbent (default 3 of 10, pool 32: on NAS-Bench-201,
+  seeds 0-99, regret at N = 50 0.273 -> 0.206 on CIFAR-10 and 0.899 -> 0.715 on CIFAR-100).
 * Every later ask looks at the evaluated architectures from the fittest down and takes the first
   one with a neighbour (one dimension changed) not yet asked or told; among its unseen neighbours
   it proposes the one the model predicts best (random order among equals), or a random one when
@@ -58,6 +61,8 @@ class LocalSearch(Strategy):
         top_fraction: float = 0.4,
         max_candidates: int | None = None,
         restart_after: float | None = 1.25,
+        screened: int = 3,
+        screen_pool: int = 32,
     ) -> None:
         super().__init__(space=space, seed=seed)
         self.initial = check_int("initial", initial, minimum=1)
@@ -67,6 +72,8 @@ class LocalSearch(Strategy):
         self.max_candidates = check_optional_int("max_candidates", max_candidates, minimum=1)
         self.restart_after = (None if restart_after is None else
                               check_number("restart_after", restart_after, minimum=0.0, exclusive_minimum=True))
+        self.screened = check_int("screened", screened, minimum=0)
+        self.screen_pool = check_int("screen_pool", screen_pool, minimum=1)
         self._size = space.size
         self._radix = [len(d.choices) for d in space.dimensions]
         self._patience = (None if self.restart_after is None else
@@ -126,6 +133,8 @@ class LocalSearch(Strategy):
             self._restart = False
         elif self._asked >= self.initial and self._ranking:
             index = self._best_neighbour()
+        elif self._asked >= self.initial - self.screened and self._ranking:
+            index = self._screened_unseen()
         if index is None:
             index = self._random_unseen()
         self._asked += 1
@@ -149,6 +158,12 @@ class LocalSearch(Strategy):
             gains = [sum(share[d][new] - share[d][digits[d]] for d, new in changes) for changes, _ in unseen]
             return unseen[max(range(len(unseen)), key=gains.__getitem__)][1]  # first of the best on ties
         return None
+
+    def _screened_unseen(self) -> int:
+        """Of ``screen_pool`` random unseen architectures, the one the model scores best."""
+        share = self._top_shares()
+        pool = [self._random_unseen() for _ in range(self.screen_pool)]
+        return max(pool, key=lambda i: sum(share[d][c] for d, c in enumerate(self._digits(i))))
 
     def _unseen_neighbours(self, center: int) -> list[tuple[list[tuple[int, int]], int]]:
         """(changes, index) of every unseen architecture one changed dimension away from ``center``."""

@@ -16,7 +16,7 @@ from bench import b2_framework_efficiency as b2
 from bench import b3_binarisation_cost as b3
 from bench import b4_supernet_ranking as b4
 from bench import b5_paper_claim as b5
-from bench.common import ResultCache, format_table, spread
+from bench.common import ResultCache, drive_nni_tuner, format_table, spread
 from nas_core.strategy import TrialResult
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -163,6 +163,47 @@ def test_helpers():
     assert b1.checkpoints_for(64) == [16, 32, 64] and b1.checkpoints_for(40) == [16, 32, 40]
     assert spread([3.0, None, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
     assert format_table(["a", "b"], [["x", 1]]).splitlines()[2] == "x  1"
+
+
+class _LateTuner:
+    """A tuner that answers request 0 at once, request 1 with nothing (its answer was already sent through
+    ``st_callback`` when trial 0 ended, as NNI's Evolution sends held requests), and then has no more."""
+
+    def __init__(self) -> None:
+        self.callback = None
+        self.calls: list[tuple] = []
+
+    def generate_multiple_parameters(self, ids, st_callback=None):
+        import nni
+
+        self.callback = st_callback
+        if ids[0] == 0:
+            return [{"x": 0}]
+        if ids[0] == 1:
+            return []
+        raise nni.NoMoreTrialError("no more")
+
+    def receive_trial_result(self, parameter_id, params, value, **kwargs):
+        self.calls.append(("result", parameter_id, params, value))
+
+    def trial_end(self, parameter_id, success):
+        self.calls.append(("end", parameter_id, success))
+        if parameter_id == 0:
+            self.callback(7, {"x": 7})
+
+
+def test_drive_nni_tuner_runs_late_parameters_reports_successes_and_stops_when_the_tuner_has_none():
+    tuner = _LateTuner()
+    ran = []
+
+    def run_trial(params):
+        ran.append(params)
+        return None if params["x"] == 7 else {"default": float(params["x"])}
+
+    assert drive_nni_tuner(tuner, 10, run_trial) == 2  # 0 at once, 7 sent late in place of 1, then none
+    assert ran == [{"x": 0}, {"x": 7}]
+    assert tuner.calls == [("result", 0, {"x": 0}, {"default": 0.0}), ("end", 0, True), ("end", 7, False)]
+    assert drive_nni_tuner(_LateTuner(), 1, run_trial) == 1  # the budget counts trials
 
 
 def test_b2_flags_rewrite_the_copied_job(tmp_path):

@@ -179,6 +179,17 @@ def test_local_search_restarts_at_a_local_optimum_and_climbs_from_the_restart() 
     assert changes(restart, after) == 1 and restart not in asked and after not in asked
 
 
+def test_local_search_screened_start_is_the_model_best_of_its_pool() -> None:
+    space = SearchSpace([Dimension(f"d{i}", (0, 1, 2, 3)) for i in range(3)])  # 64: the pool covers them
+    # one result: the model favours its choices, so the best unseen architecture differs from it in one
+    strategy = STRATEGIES.build("local_search", {"initial": 2, "screened": 1, "screen_pool": 5000}, space=space,
+                                seed=0)
+    first = strategy.ask(0)
+    strategy.tell(0, first, TrialResult.succeeded({}, 1.0))
+    second = strategy.ask(1)
+    assert sum(a != b for a, b in zip(space.encode(first), space.encode(second))) == 1
+
+
 def test_local_search_exhausts_a_tiny_space_then_finishes() -> None:
     space = tiny_space()
     strategy = STRATEGIES.build("local_search", {"prescreen": False}, space=space, seed=0)

@@ -415,10 +415,27 @@ def test_nsga2_front_is_mutually_non_dominated() -> None:
     assert driver_points and non_dominated_sort(driver_points) == [0] * len(driver_points)
 
 
+def test_nsga2_children_repeat_no_architecture_evaluated_or_handed_out() -> None:
+    space = tiny_space()  # 12 architectures: 3 generations of 4 cover them, unless a child repeats one
+    strategy = _declared_nsga2(space=space, seed=3, population_size=4, generations=3)
+    driver = run_search(strategy, analytic_score(space), budget=100, progress=False)
+    asked = [space.key(r.arch) for r in driver.records]
+    assert len(asked) == len(set(asked)) == space.size
+
+
+def test_nsga2_prescreen_keeps_the_children_nsga2_would_keep_on_the_model_predictions() -> None:
+    space = SearchSpace([Dimension("op", ("a", "b", "c")), Dimension("width", (1, 2))])
+    strategy = _declared_nsga2(space=space, seed=0, population_size=1, prescreen=2)
+    strategy._history = [((1, 0), (-0.9, 1.0)), ((1, 1), (-0.8, 2.0)), ((0, 0), (-0.5, 3.0)), ((2, 1), (-0.4, 4.0))]
+    good, bad = {"op": "b", "width": 2}, {"op": "a", "width": 2}  # "b" is better than "a" in both objectives
+    assert strategy._screen([bad, good], parent_points=[None]) == [good]
+    assert strategy._screen([good, bad], parent_points=[None]) == [good]
+
+
 @pytest.mark.parametrize(
     ("argument", "value"),
     [("population_size", 0), ("generations", -1), ("crossover_prob", 1.2), ("mutation_rate", -0.5),
-     ("objective_max", ""), ("objective_min", 3)],
+     ("objective_max", ""), ("objective_min", 3), ("prescreen", 0), ("unseen_children", "yes")],
 )
 def test_nsga2_rejects_bad_arguments_by_name(argument: str, value: object) -> None:
     with pytest.raises(ValueError) as info:
