@@ -14,7 +14,7 @@ front that fits partly being filled by crowding distance. K children are then br
 tournaments on (rank, crowding distance), two-point crossover with ``crossover_prob`` (else a
 copy of the first parent), then ``space.mutate`` (``mutation_rate`` per gene, default 1/n, at
 least one gene changed). Failed results, and successes missing either metric, rank after every
-valid front.
+valid front. Generations are synchronous (WAIT at the barrier); FINISHED after G generations.
 
 Two additions of ours, to the variation step only (selection is Deb et al.'s): with
 ``unseen_children`` a child equal to an architecture already evaluated or handed out is bred
@@ -22,7 +22,7 @@ again (a few tries), since a repeat is a place in the generation that teaches no
 ``prescreen`` = m > 1, m × K children are bred and the K evaluated are those NSGA-II's own rank
 and crowding prefer when their objectives are *predicted* by an additive per-choice model of the
 results so far (competing with the parents' measured points). The model picks which offspring to
-evaluate; nothing predicted enters the population. Generations are synchronous (WAIT at the barrier); FINISHED after G generations.
+evaluate; nothing predicted enters the population.
 
 The run's result is the whole front: ``SearchDriver.pareto_front()`` over every evaluated
 architecture, or :meth:`NSGA2.front` for the strategy's current population.
