@@ -78,14 +78,18 @@ def run_search(
     state_file: str | Path | None = None,
     progress: bool = True,
     stop_after: int | None = None,
-    batch_order: str = "longest_first",
+    batch_order: str = "none",
 ) -> SearchDriver:
     """Run until ``budget`` candidates were trained or the strategy finishes.
 
     ``concurrency`` > 1 keeps that many candidates asked before the oldest is scored, as
     parallel trials would (scoring itself stays sequential and deterministic). ``stop_after``
     stops after that many results in this call, as a crash would (for resume tests).
-    ``batch_order`` is the driver's (:mod:`nas_core.scheduling`): ``"none"`` keeps the strategy's order.
+    ``batch_order`` is the driver's (:mod:`nas_core.scheduling`). The default, ``"none"``, keeps the
+    strategy's order: candidates are scored here one at a time, so ordering them saves no time,
+    and an order that follows measured durations would make a seeded search depend on timing
+    noise (which candidates fall before the budget's cut, which result a steady-state strategy
+    sees first). ``"longest_first"`` reproduces what the NNI tuner does.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget must be a positive integer, got {budget!r}")

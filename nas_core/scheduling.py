@@ -13,7 +13,8 @@ Three pieces, kept apart so that no strategy carries scheduling in its algorithm
 * :class:`DurationModel`: predicted evaluation seconds, learned from the ``evaluator_seconds``
   metric that both runners add to every result.
 * :class:`LongestFirst`: the policy :class:`~nas_core.driver.SearchDriver` attaches by default
-  (``batch_order="longest_first"``), so the in-process runner and the NNI tuner both use it.
+  (``batch_order="longest_first"``); the NNI tuner uses it by default, the in-process runner, which
+  scores one candidate at a time, only when asked.
   It learns from the driver's records, which are the search's state; a resumed search rebuilds
   the model from them and orders exactly as before, so the model needs no state of its own.
 

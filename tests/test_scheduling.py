@@ -180,12 +180,14 @@ def test_a_resumed_search_orders_exactly_as_an_uninterrupted_one(tmp_path) -> No
     def make() -> Evolution:
         return Evolution(space=space, seed=1, population_size=8, generations=6)
 
-    whole = run_search(make(), score, budget=30, concurrency=3, progress=False)
+    whole = run_search(make(), score, budget=30, concurrency=3, progress=False, batch_order="longest_first")
     state_file = tmp_path / "search.json"
-    run_search(make(), score, budget=30, concurrency=3, progress=False, state_file=state_file, stop_after=13)
+    run_search(make(), score, budget=30, concurrency=3, progress=False, state_file=state_file, stop_after=13,
+               batch_order="longest_first")
     saved = json.loads(state_file.read_text())["driver"]
     assert "durations" not in saved["strategy"]["state"] and saved["strategy"]["state"]["generation"] >= 1
-    resumed = run_search(make(), score, budget=30, concurrency=3, progress=False, state_file=state_file)
+    resumed = run_search(make(), score, budget=30, concurrency=3, progress=False, state_file=state_file,
+                         batch_order="longest_first")
     assert [r.key for r in resumed.records] == [r.key for r in whole.records]
     assert resumed.scheduler.model.observations == whole.scheduler.model.observations > 8
 
@@ -241,3 +243,24 @@ def test_the_tuner_refuses_a_bad_batch_order_by_name() -> None:
 
     with pytest.raises(TunerConfigError, match="batch_order='fastest'"):
         StrategyTuner(batch_order="fastest")
+
+
+def test_an_in_process_search_is_repeatable_whatever_its_candidates_took() -> None:
+    """run_search scores one candidate at a time, so by default it keeps the strategy's order: two
+    runs of one seed train the same candidates even when the measured times differ run to run."""
+    space = toy_space()
+
+    def noisy_score(rng: random.Random):
+        def score(arch: dict) -> TrialResult:
+            metrics = {"accuracy": 90.0, "evaluator_seconds": rng.uniform(0.1, 10.0)}
+            return TrialResult.succeeded(metrics, analytic_fitness(space, arch))
+        return score
+
+    def run(timing_seed: int, **kwargs) -> list[str]:
+        strategy = Evolution(space=space, seed=3, population_size=8, generations=6)
+        driver = run_search(strategy, noisy_score(random.Random(timing_seed)), budget=20, progress=False, **kwargs)
+        return [r.key for r in driver.records]
+
+    assert run(1) == run(2)
+    # What the default avoids: ordering by measured times changes which candidates the budget reaches.
+    assert any(run(1, batch_order="longest_first") != run(s, batch_order="longest_first") for s in range(2, 6))
