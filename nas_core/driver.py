@@ -46,9 +46,13 @@ class Record:
     key: str
     result: TrialResult
     source: Source
+    external_id: str | None = None
+    """The id the runner's own system gave the trial that trained it (e.g. a scheduler's job id)."""
+    external_number: int | None = None
+    """The number that system shows for that trial in its own UI, so a person can find it there."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "candidate_id": self.candidate_id,
             "trial_id": self.trial_id,
             "arch": self.arch,
@@ -56,6 +60,11 @@ class Record:
             "result": self.result.to_json(),
             "source": self.source,
         }
+        if self.external_id is not None:
+            data["external_id"] = self.external_id
+        if self.external_number is not None:
+            data["external_number"] = self.external_number
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Record:
@@ -66,6 +75,8 @@ class Record:
             key=str(data["key"]),
             result=TrialResult.from_json(data["result"]),
             source=data["source"],
+            external_id=data.get("external_id"),
+            external_number=data.get("external_number"),
         )
 
 
@@ -182,8 +193,12 @@ class SearchDriver:
             return None
         return self.tell(trial_id, TrialResult.failed(reason))
 
-    def complete(self, arch: Mapping[str, Any], result: TrialResult) -> Source | Literal["duplicate", "upgraded"]:
+    def complete(self, arch: Mapping[str, Any], result: TrialResult, *, external_id: str | None = None,
+                 external_number: int | None = None) -> Source | Literal["duplicate", "upgraded"]:
         """A result identified by its architecture rather than its trial id.
+
+        ``external_id``/``external_number``: the runner's own name for the trial that produced it
+        (kept on its :class:`Record`).
 
         Resolves the pending candidate with that architecture (robust to runners that swap trial
         ids), or, for an architecture never asked, replays it into the strategy (history replay on
@@ -193,12 +208,13 @@ class SearchDriver:
         """
         canonical = self.space.validate(arch)
         key = self.space.key(canonical)
+        external = {"external_id": external_id, "external_number": external_number}
         if key in self._in_flight:
-            self._resolve(key, result)
+            self._resolve(key, result, **external)
             return "trained"
         known = self._known.get(key)
         if known is not None:
-            upgraded = Record(known.candidate_id, known.trial_id, canonical, key, result, known.source)
+            upgraded = Record(known.candidate_id, known.trial_id, canonical, key, result, known.source, **external)
             if counts_instead(upgraded, known):
                 self._known[key] = upgraded
                 self.records.append(upgraded)
@@ -206,21 +222,22 @@ class SearchDriver:
             return "duplicate"
         candidate = self._next_candidate
         self._next_candidate += 1
-        self._tell(candidate, None, canonical, key, result, "replayed")
+        self._tell(candidate, None, canonical, key, result, "replayed", **external)
         return "replayed"
 
-    def _resolve(self, key: str, result: TrialResult) -> None:
+    def _resolve(self, key: str, result: TrialResult, **external: Any) -> None:
         flight = self._in_flight.pop(key)
         if flight.trial_id is not None:
             self._by_trial.pop(flight.trial_id, None)
-        self._tell(flight.candidate_id, flight.trial_id, flight.arch, key, result, "trained")
+        self._tell(flight.candidate_id, flight.trial_id, flight.arch, key, result, "trained", **external)
         for follower in flight.followers:
             self._tell(follower, None, flight.arch, key, result, "reused")
 
     def _tell(
-        self, candidate: int, trial_id: TrialId | None, arch: Architecture, key: str, result: TrialResult, source: Source
+        self, candidate: int, trial_id: TrialId | None, arch: Architecture, key: str, result: TrialResult, source: Source,
+        **external: Any,
     ) -> None:
-        record = Record(candidate, trial_id, arch, key, result, source)
+        record = Record(candidate, trial_id, arch, key, result, source, **external)
         self.records.append(record)
         if counts_instead(record, self._known.get(key)):
             self._known[key] = record

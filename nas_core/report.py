@@ -30,7 +30,7 @@ from typing import Any
 from .driver import Record
 from .evaluator import Metric
 from .registry import EVALUATORS, RegistryError
-from .results import SearchResults, write_best_json, write_trials_csv
+from .results import SearchResults, trial_label, write_best_json, write_trials_csv
 
 __all__ = ["ReportSection", "markdown_table", "new_figure", "write_report"]
 
@@ -211,6 +211,12 @@ def write_report(results: SearchResults, out_dir: Path, *, top: int = 5) -> dict
     return paths
 
 
+def _candidate(record: Record) -> str:
+    """``#<candidate id>``, with the runner's own trial number when it told one (``#4 (Trial No. 3)``)."""
+    label = trial_label(record)
+    return f"#{record.candidate_id} ({label})" if label else f"#{record.candidate_id}"
+
+
 def _render(results: SearchResults, sections: Sequence[ReportSection], evaluated: Sequence[Record],
             succeeded: Sequence[Record], failed: Sequence[Record], stopped: Sequence[Record], best: Sequence[Record],
             pair: tuple[Metric, Metric] | None, front: Sequence[Record], notes: Sequence[str],
@@ -240,7 +246,7 @@ def _render(results: SearchResults, sections: Sequence[ReportSection], evaluated
     shown = [m.name for m in pair] if pair else []
     lines += ["## Best candidates (by fitness)", ""]
     if best:
-        rows = [[str(i), f"#{r.candidate_id}", _value(r.result.fitness), *[_value(r.result.metrics.get(m)) for m in shown],
+        rows = [[str(i), _candidate(r), _value(r.result.fitness), *[_value(r.result.metrics.get(m)) for m in shown],
                  f"`{json.dumps(r.arch)}`"] for i, r in enumerate(best, 1)]
         lines += markdown_table(["Rank", "Candidate", "Fitness", *shown, "Architecture"], rows,
                                 "lrr" + "r" * len(shown) + "l")
@@ -252,7 +258,7 @@ def _render(results: SearchResults, sections: Sequence[ReportSection], evaluated
         arrows = " vs ".join(f"{m.name} ({'↑' if m.direction == 'maximize' else '↓'})" for m in pair)
         lines += [f"## Pareto front: {arrows}", ""]
         if front:
-            rows = [[f"#{r.candidate_id}", *[_value(r.result.metrics[m]) for m in shown], _value(r.result.fitness),
+            rows = [[_candidate(r), *[_value(r.result.metrics[m]) for m in shown], _value(r.result.fitness),
                      f"`{json.dumps(r.arch)}`"] for r in front]
             lines += markdown_table(["Candidate", *shown, "Fitness", "Architecture"], rows, "l" + "r" * len(shown) + "rl")
         else:
@@ -273,7 +279,7 @@ def _render(results: SearchResults, sections: Sequence[ReportSection], evaluated
 
     if failed:
         lines += ["## Failed candidates", ""]
-        lines += [f"- #{r.candidate_id}: {r.result.reason}" for r in failed[:10]]
+        lines += [f"- {_candidate(r)}: {r.result.reason}" for r in failed[:10]]
         if len(failed) > 10:
             lines.append(f"- … and {len(failed) - 10} more (see trials.csv)")
         lines.append("")

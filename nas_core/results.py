@@ -104,6 +104,10 @@ def write_best_json(results: SearchResults, path: Path) -> dict[str, Any] | None
         "trial_id": record.trial_id,
         "candidate_id": record.candidate_id,
     }
+    if record.external_number is not None:
+        data["trial_number"] = record.external_number
+    if record.external_id is not None:
+        data["trial_job"] = record.external_id
     write_json_atomic(path, data)
     return data
 
@@ -115,10 +119,11 @@ def write_trials_csv(results: SearchResults, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["candidate_id", "trial_id", "source", "status", "fitness", *metric_names, *dims, "reason"])
+        writer.writerow(["candidate_id", "trial_id", "trial_number", "trial_job", "source", "status", "fitness",
+                         *metric_names, *dims, "reason"])
         for r in records:
             writer.writerow([
-                r.candidate_id, r.trial_id, r.source, r.result.status,
+                r.candidate_id, r.trial_id, _blank(r.external_number), _blank(r.external_id), r.source, r.result.status,
                 "" if r.result.fitness is None else r.result.fitness,
                 *[r.result.metrics.get(m, "") for m in metric_names],
                 *[r.arch.get(d, "") for d in dims],
@@ -126,9 +131,20 @@ def write_trials_csv(results: SearchResults, path: Path) -> None:
             ])
 
 
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def trial_label(record: Record) -> str:
+    """How a person finds the trial that trained ``record`` in the runner's own UI ("Trial No. 3"),
+    or "" when the runner did not say."""
+    return "" if record.external_number is None else f"Trial No. {record.external_number}"
+
+
 def format_record(record: Record) -> str:
     metrics = ", ".join(f"{k}={_short(v)}" for k, v in sorted(record.result.metrics.items()))
-    return f"fitness {record.result.fitness:.4f}  {json.dumps(record.arch)}\n    {metrics}"
+    label = trial_label(record)
+    return f"fitness {record.result.fitness:.4f}  {json.dumps(record.arch)}{f'  ({label})' if label else ''}\n    {metrics}"
 
 
 def _short(value: float) -> str:

@@ -1,6 +1,9 @@
 import json
 
+import pytest
+
 from nas_core.nni_adapter import trial
+from tests.fake_nni_channel import FakeTrialChannel
 from tests.toy_plugins import ClockedEvaluator, SteppedClock, ToyEvaluator
 
 ARCH = {"layer0": 1, "layer1": 2, "layer2": 3}
@@ -69,3 +72,46 @@ def test_main_bad_evaluator_arguments_one_line(capsys):
     code = trial.main(["--evaluator", "tests.toy_plugins:ToyEvaluator", "--args", '{"dimz": 1}', "--arch", "{}"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "unknown argument 'dimz'" in err
+
+
+def test_the_final_result_echoes_the_trials_own_job_and_number_as_result_fields():
+    final = []
+    status = trial.run_trial(ToyEvaluator(epochs=1), {**ARCH, "_candidate": "abc"}, intermediate=lambda m: None,
+                             final=final.append, identity={"trial_job": "Ab1", "trial_number": 3})
+    assert status == 0
+    assert final[0]["trial_job"] == "Ab1" and final[0]["trial_number"] == 3
+    assert {"trial_job", "trial_number"} <= set(trial.RESULT_FIELDS), "they must not be taken for metrics"
+    assert trial.external_trial(final[0]) == {"external_id": "Ab1", "external_number": 3}
+    assert trial.external_trial({"default": 1.0}) == {} and trial.external_trial(0.5) == {}
+
+
+@pytest.fixture()
+def nni_trial_env(monkeypatch):
+    """This process as NNI trial t7 (Trial No. 7, parameter set 7) on a fake trial channel."""
+    fake = FakeTrialChannel()
+    for key, value in fake.add_trial("t7", 7, {**ARCH, "_candidate": "c7"}).items():
+        monkeypatch.setenv(key, value)
+    yield fake
+    fake.close()
+
+
+def test_a_trial_whose_evaluator_cannot_be_built_reports_a_failed_result_naming_why(nni_trial_env, capsys):
+    code = trial.main(["--evaluator", "tests.toy_plugins:ToyEvaluator", "--args", '{"dimz": 1}', "--worker", "off"])
+    assert code == 2 and "unknown argument 'dimz'" in capsys.readouterr().err
+    (final,) = nni_trial_env.finals("t7")
+    assert final["parameter_id"] == 7
+    value = final["value"]
+    assert value["status"] == "failed" and "unknown argument 'dimz'" in value["reason"]
+    assert value["candidate"] == "c7" and value["trial_number"] == 7 and value["trial_job"] == "t7"
+
+
+def test_a_plugin_that_crashes_while_building_is_reported_failed_too(nni_trial_env, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("plugin bug")
+
+    monkeypatch.setattr("nas_core.spec.build_evaluator", broken)
+    code = trial.main(["--evaluator", "tests.toy_plugins:ToyEvaluator", "--worker", "off"])
+    assert code == 1
+    (final,) = nni_trial_env.finals("t7")
+    assert final["value"]["status"] == "failed"
+    assert final["value"]["reason"].endswith("ZeroDivisionError: plugin bug")

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from nas_core.evaluator import Reporter, null_reporter
-from nas_core.nni_adapter.trial_io import HttpTrialChannel, TrialSession, decode_payload, encode_payload
+from nas_core.nni_adapter.trial_io import (HttpTrialChannel, TrialSession, decode_payload, encode_payload,
+                                           manager_api_root)
 from tests.fake_nni_channel import FakeTrialChannel
 from nas_core.space import Architecture
 from tests.toy_plugins import ToyEvaluator
@@ -102,6 +103,70 @@ def test_a_closed_channel_gives_no_parameters_and_a_bad_url_is_named():
         server.server_close()
     with pytest.raises(ValueError, match="ws://x"):
         HttpTrialChannel("ws://x")
+
+
+def test_concurrent_trials_train_what_the_manager_submitted_them_with(tmp_path):
+    # NNI's channel hands out submitted parameters in order, whichever trial asks: t1 asks first
+    fake = FakeTrialChannel(fifo=True)
+    try:
+        env0 = fake.add_trial("t0", 0, {**PARAMS, "_candidate": "c0"})
+        env1 = fake.add_trial("t1", 1, {**PARAMS, "layer0": 2, "_candidate": "c1"})
+        notes: list[str] = []
+        first, second = TrialSession(env1, warn=notes.append), TrialSession(env0, warn=notes.append)
+        assert first.get_parameters()["_candidate"] == "c1"
+        assert second.get_parameters()["_candidate"] == "c0"
+        assert fake.requested == ["t1", "t0"], "each trial still takes one parameter set off NNI's queue"
+        first.report_final({"default": 1.0, "candidate": "c1"})
+        second.report_final({"default": 0.5, "candidate": "c0"})
+        assert [m["parameter_id"] for m in fake.finals("t1")] == [1]
+        assert [m["parameter_id"] for m in fake.finals("t0")] == [0]
+        assert len(notes) == 2 and "manager submitted it with 1" in notes[0]
+    finally:
+        fake.close()
+
+
+def test_the_session_waits_for_the_managers_record_of_its_trial(channel):
+    env = channel.add_trial("late", 4, PARAMS)
+    channel.unrecorded["late"] = 3  # the trial asks before the manager stored its trial job
+    notes: list[str] = []
+    session = TrialSession(env, warn=notes.append)
+    assert session.get_parameters() == PARAMS and notes == []
+    assert channel.unrecorded["late"] == 0
+
+
+@pytest.mark.parametrize("manager_api, unrecorded, named", [
+    (False, 0, "HTTP 404"),  # a remote machine's trial keeper serves the channel, not the manager
+    (True, 10_000, "recorded no parameters in 0.3 s"),
+])
+def test_without_the_managers_record_the_channels_parameters_are_trained_with_a_warning(manager_api, unrecorded,
+                                                                                        named):
+    fake = FakeTrialChannel(fifo=True, manager_api=manager_api)
+    try:
+        env0 = fake.add_trial("t0", 0, {**PARAMS, "_candidate": "c0"})
+        fake.add_trial("t1", 1, {**PARAMS, "_candidate": "c1"})
+        fake.unrecorded["t0"] = unrecorded
+        notes: list[str] = []
+        session = TrialSession(env0, warn=notes.append, manager_wait=0.3)
+        assert session.get_parameters()["_candidate"] == "c0"
+        session.report_final({"default": 1.0})
+        assert fake.finals("t0")[0]["parameter_id"] == 0
+        assert len(notes) == 1 and named in notes[0] and "training those the channel gave" in notes[0]
+    finally:
+        fake.close()
+
+
+def test_the_managers_api_is_found_from_the_channel_url():
+    assert manager_api_root("http://localhost:8080/env/e1/t1") == "http://localhost:8080/api/v1/nni"
+    assert manager_api_root("http://localhost:8080/my/prefix/env/e1/t1") == "http://localhost:8080/my/prefix/api/v1/nni"
+    assert manager_api_root("http://localhost:8080/t1") is None
+    session = TrialSession({"NNI_TRIAL_COMMAND_CHANNEL": "http://127.0.0.1:9/t1", "NNI_TRIAL_JOB_ID": "t1"})
+    assert session.identity() == {"trial_job": "t1"}
+
+
+def test_the_session_knows_its_trial_job_and_trial_number(channel):
+    env = channel.add_trial("abc", 7, PARAMS)
+    assert TrialSession(env).identity() == {"trial_job": "abc", "trial_number": 7}
+    assert TrialSession({**env, "NNI_TRIAL_SEQ_ID": "-1"}).identity() == {"trial_job": "abc"}
 
 
 def test_a_resident_worker_imports_neither_nni_nor_sklearn(channel):

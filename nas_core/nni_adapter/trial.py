@@ -36,7 +36,11 @@ if TYPE_CHECKING:
 CANDIDATE_FIELD = "_candidate"
 """Parameter field carrying the tuner's candidate hash; the trial echoes it as ``candidate``
 (NNI's local training service can swap parameters between concurrent trials)."""
-RESULT_FIELDS = ("default", "candidate", "status", "reason", "evaluator", "space")
+TRIAL_JOB_FIELD = "trial_job"
+"""Final-result field echoing NNI's trial job id (``NNI_TRIAL_JOB_ID``)."""
+TRIAL_NUMBER_FIELD = "trial_number"
+"""Final-result field echoing NNI's trial sequence number, the web UI's Trial No. (``NNI_TRIAL_SEQ_ID``)."""
+RESULT_FIELDS = ("default", "candidate", "status", "reason", "evaluator", "space", TRIAL_JOB_FIELD, TRIAL_NUMBER_FIELD)
 """Keys of a final result that are not metrics."""
 SPACE_OPERATORS = ("sample", "mutate", "crossover", "check", "validate")
 """The :class:`~nas_core.space.SearchSpace` methods strategies rely on."""
@@ -102,14 +106,41 @@ def intermediate_value(evaluator: Evaluator, metrics: Mapping[str, float]) -> fl
         return float(next(iter(metrics.values()), 0.0))
 
 
+def external_trial(value: Any) -> dict[str, Any]:
+    """The trial's own identity echoed in a final result, as keyword arguments of
+    :meth:`nas_core.driver.SearchDriver.complete` (``external_id``, ``external_number``)."""
+    if not isinstance(value, dict):
+        return {}
+    known: dict[str, Any] = {}
+    if isinstance(value.get(TRIAL_JOB_FIELD), str):
+        known["external_id"] = value[TRIAL_JOB_FIELD]
+    number = value.get(TRIAL_NUMBER_FIELD)
+    if isinstance(number, int) and not isinstance(number, bool):
+        known["external_number"] = number
+    return known
+
+
+def failed_before_running(reason: str, params: Mapping[str, Any] | None, identity: Mapping[str, Any]) -> dict[str, Any]:
+    """The final result of a trial that could not run its candidate at all (e.g. its evaluator could
+    not be built): failed, naming ``reason``, with the candidate echoed so the tuner fails it at once."""
+    candidate = split_parameters(params)[1] if params else None
+    echo = {"candidate": candidate} if candidate is not None else {}
+    return {"default": 0.0, "status": "failed", "reason": reason, **echo, **identity}
+
+
 def run_trial(evaluator: Evaluator, params: Mapping[str, Any], *, intermediate: Callable[[dict[str, Any]], None],
-              final: Callable[[dict[str, Any]], None]) -> int:
-    """Evaluate one parameter set and report through the given callables; returns the exit status."""
+              final: Callable[[dict[str, Any]], None], identity: Mapping[str, Any] | None = None) -> int:
+    """Evaluate one parameter set and report through the given callables; returns the exit status.
+
+    ``identity``: the runner's own id and number of this trial (:meth:`.trial_io.TrialSession.identity`),
+    echoed in the final result.
+    """
     from ..runner import describe_evaluator, score_candidate
     from ..space import InvalidArchitectureError
 
     arch, candidate = split_parameters(params)
     echo: dict[str, Any] = {"candidate": candidate} if candidate is not None else {}
+    echo.update(identity or {})
     space = evaluator.search_space()
     try:
         if space is not None:
@@ -163,7 +194,12 @@ def main(argv: list[str] | None = None, *, evaluators: dict[Any, Evaluator] | No
         evaluator = _build_evaluator(args, evaluators)
     except UserError as err:  # the spec, the registry, the plugin's arguments, its data...
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _report_unbuilt(args, f"cannot build evaluator {args.evaluator!r}: {err}", 2)
+    except Exception as err:  # noqa: BLE001 - a plugin's own bug: still tell NNI, then show the traceback
+        import traceback
+
+        traceback.print_exc()
+        return _report_unbuilt(args, f"cannot build evaluator {args.evaluator!r}: {type(err).__name__}: {err}", 1)
     if args.arch is not None:
         try:
             params = json.loads(args.arch)
@@ -182,7 +218,25 @@ def main(argv: list[str] | None = None, *, evaluators: dict[Any, Evaluator] | No
     if params is None:
         print("error: NNI gave this trial no parameters (run it under NNI, or pass --arch)", file=sys.stderr)
         return 2
-    return run_trial(evaluator, params, intermediate=session.report_intermediate, final=session.report_final)
+    return run_trial(evaluator, params, intermediate=session.report_intermediate, final=session.report_final,
+                     identity=session.identity())
+
+
+def _report_unbuilt(args: argparse.Namespace, reason: str, code: int) -> int:
+    """Under NNI, report a trial whose evaluator could not be built as a failed final result naming
+    ``reason`` (the tuner then fails its candidate at once rather than waiting for a result that
+    never comes); returns ``code``."""
+    from .trial_io import TrialSession, in_nni_trial
+
+    if args.arch is not None or not in_nni_trial():
+        return code
+    try:
+        session = TrialSession()
+        params = session.get_parameters()  # takes this trial's parameters off NNI's queue, gives the echo
+        session.report_final(failed_before_running(reason, params, session.identity()))
+    except Exception as err:  # noqa: BLE001 - NNI unreachable: the exit status still fails the trial
+        print(f"warning: could not report the failure to NNI: {err}", file=sys.stderr)
+    return code
 
 
 def _run_in_worker(argv: list[str]) -> int | None:

@@ -9,16 +9,30 @@ Over NNI 3.0's HTTP channel (local and remote training services) the session spe
 format itself with the standard library (:class:`HttpTrialChannel`), so a trial, and the resident
 worker that runs it, never imports ``nni`` (about 0.5 s idle, 1.4 s on a loaded machine, in every
 worker's first trial); only a payload that plain JSON cannot carry brings NNI in.
+
+NNI 3.0's local and remote training services answer a trial's parameter request with the head
+of one queue of submitted parameters, whichever trial asks (``training_service/v3/compat.js``),
+so two trials started together can receive each other's parameters while the manager, its REST
+API and the web UI keep showing the ones each trial was submitted with. A session therefore still
+asks the channel (that keeps NNI's queue in step), but then trains what the manager recorded for
+its own trial job (:class:`ManagerRecord`), and reports its metrics under that parameter id.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import sys
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+MANAGER_RECORD_WAIT_S = 30.0
+"""How long a trial waits for the manager to record its trial job (the manager stores the record
+just after starting the trial's process, so a fast trial can ask first)."""
 
 
 def in_nni_trial(env: Mapping[str, str] | None = None) -> bool:
@@ -104,6 +118,10 @@ class HttpTrialChannel:
             raise ValueError(f"NNI trial channel must be an http:// URL, got {url!r}")
         self._url = url
 
+    @property
+    def url(self) -> str:
+        return self._url
+
     def _send(self, command: Mapping[str, Any]) -> None:
         request = urllib.request.Request(self._url, data=json.dumps(command).encode(), method="PUT",
                                          headers={"Content-Type": "application/json"})
@@ -139,29 +157,149 @@ class HttpTrialChannel:
         self._send({"type": "metric", "metric": encode_payload(metric)})
 
 
-class TrialSession:
-    """Parameters and metrics of one NNI trial, identified by the environment NNI set for it."""
+_CHANNEL_URL = re.compile(r"^(?P<root>http://[^/]+(?:/.*)?)/env/[^/]+/(?P<trial>[^/]+)/?$")
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+
+def manager_api_root(channel_url: str) -> str | None:
+    """The manager's REST API root (``http://host:port[/prefix]/api/v1/nni``) a trial channel URL
+    names, or None when the URL is not the manager's (``.../env/<environment>/<trial>``).
+
+    On the local training service the channel is served by the manager's own web server; on a
+    remote one by the machine's trial keeper, whose server has no REST API (see
+    :meth:`ManagerRecord.fetch`).
+    """
+    match = _CHANNEL_URL.match(channel_url or "")
+    return f"{match.group('root')}/api/v1/nni" if match else None
+
+
+class ManagerUnavailable(Exception):
+    """The manager's record of this trial cannot be had; the message says why."""
+
+
+class ManagerRecord:
+    """What the NNI manager recorded for one trial job: the parameters it was submitted with (what
+    the web UI shows as its parameters) and its sequence number (the web UI's Trial No.)."""
+
+    def __init__(self, api_root: str, trial_job_id: str, *, wait: float = MANAGER_RECORD_WAIT_S,
+                 poll: float = 0.1) -> None:
+        self._url = f"{api_root}/trial-jobs/{trial_job_id}"
+        self._wait = wait
+        self._poll = poll
+
+    def fetch(self) -> dict[str, Any]:
+        """The parameter record (``parameter_id``, ``parameters``...) the manager holds for the
+        trial, waiting up to ``wait`` seconds for the manager to store it.
+
+        Raises :class:`ManagerUnavailable` when nothing answers, the server has no such API (a
+        remote trial keeper answers 404), or the record does not appear in time.
+        """
+        deadline = time.monotonic() + self._wait
+        while True:
+            job = self._get()
+            recorded = job.get("hyperParameters") if isinstance(job, dict) else None
+            if recorded:
+                try:
+                    record = decode_payload(recorded[0])
+                except (TypeError, ValueError) as err:
+                    raise ManagerUnavailable(f"{self._url}: unreadable parameters ({err})") from None
+                if not isinstance(record, dict):
+                    raise ManagerUnavailable(f"{self._url}: parameters are not a record: {recorded[0]!r}")
+                return record
+            if time.monotonic() >= deadline:
+                raise ManagerUnavailable(f"{self._url}: the manager recorded no parameters in {self._wait:g} s")
+            time.sleep(self._poll)
+
+    def _get(self) -> Any:
+        """The manager's trial job, or None while it has not stored it (it answers an empty body)."""
+        try:
+            with urllib.request.urlopen(self._url, timeout=10) as response:
+                body = response.read()
+        except urllib.error.HTTPError as err:
+            raise ManagerUnavailable(f"{self._url} answered HTTP {err.code}") from None
+        except (urllib.error.URLError, OSError) as err:
+            raise ManagerUnavailable(f"{self._url}: {getattr(err, 'reason', err)}") from None
+        if not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise ManagerUnavailable(f"{self._url} answered something that is not JSON") from None
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+class TrialSession:
+    """Parameters and metrics of one NNI trial, identified by the environment NNI set for it.
+
+    ``manager_wait``: seconds to wait for the manager's record of this trial (:class:`ManagerRecord`);
+    ``warn`` is told when the session falls back to the channel's parameters.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, manager_wait: float = MANAGER_RECORD_WAIT_S,
+                 warn: Callable[[str], None] = _warn) -> None:
         env = dict(os.environ if env is None else env)
+        self._trial_id = env.get("NNI_TRIAL_JOB_ID")
+        self._manager: ManagerRecord | None = None
         if has_http_channel(env):
-            self._channel: Any = HttpTrialChannel(env["NNI_TRIAL_COMMAND_CHANNEL"])
+            url = env["NNI_TRIAL_COMMAND_CHANNEL"]
+            self._channel: Any = HttpTrialChannel(url)
+            root = manager_api_root(url)
+            if root is not None and self._trial_id:
+                self._manager = ManagerRecord(root, self._trial_id, wait=manager_wait)
         else:  # file-based channel of the older training services; bound to this process's environment
             from nni.runtime.trial_command_channel import get_default_trial_command_channel
 
             self._channel = get_default_trial_command_channel()
-        self._trial_id = env.get("NNI_TRIAL_JOB_ID")
+        self._http = has_http_channel(env)
+        self._number = _sequence_number(env.get("NNI_TRIAL_SEQ_ID"))
+        self._warn = warn
         self._parameter_id: int | None = None
         self._sequence = 0
 
+    def identity(self) -> dict[str, Any]:
+        """This trial's job id and sequence number (the web UI's Trial No.), as far as NNI told them."""
+        known: dict[str, Any] = {}
+        if self._trial_id:
+            known["trial_job"] = self._trial_id
+        if self._number is not None:
+            known["trial_number"] = self._number
+        return known
+
     def get_parameters(self) -> dict[str, Any] | None:
-        """This trial's parameters, or None when NNI has none for it."""
+        """This trial's parameters, or None when NNI has none for it.
+
+        Over the HTTP channel these are the parameters the manager recorded for this trial job,
+        not necessarily those the channel handed over (see the module's docstring); when the
+        manager's record cannot be had (a remote machine's trial keeper serves the channel), the
+        channel's, with a warning.
+        """
         record = self._channel.receive_parameter()
         if record is None:
             return None
+        if self._http:
+            record = self._recorded(record)
         self._parameter_id = record.get("parameter_id")
         params = record.get("parameters")
         return dict(params) if params else None
+
+    def _recorded(self, received: dict[str, Any]) -> dict[str, Any]:
+        """The manager's parameter record for this trial, or ``received`` (with a warning) without one."""
+        if self._manager is None:
+            self._warn(f"cannot look up this trial's parameters at the NNI manager (trial channel "
+                       f"{self._channel.url}); training those the channel gave, which NNI may show on another trial")
+            return received
+        try:
+            recorded = self._manager.fetch()
+        except ManagerUnavailable as err:
+            self._warn(f"cannot look up this trial's parameters at the NNI manager ({err}); training those the "
+                       "channel gave, which NNI may show on another trial")
+            return received
+        if recorded.get("parameter_id") != received.get("parameter_id"):
+            self._warn(f"NNI's channel gave this trial parameter set {received.get('parameter_id')}, but the manager "
+                       f"submitted it with {recorded.get('parameter_id')}: training the manager's")
+        return recorded
 
     def report_intermediate(self, metrics: Mapping[str, Any]) -> None:
         self._send("PERIODICAL", self._sequence, metrics)
@@ -173,3 +311,12 @@ class TrialSession:
     def _send(self, kind: str, sequence: int, metrics: Mapping[str, Any]) -> None:
         self._channel.send_metric(type=kind, parameter_id=self._parameter_id, trial_job_id=self._trial_id,
                                   sequence=sequence, value=dict(metrics))
+
+
+def _sequence_number(text: str | None) -> int | None:
+    """NNI's trial sequence number from ``NNI_TRIAL_SEQ_ID`` (NNI writes -1 when it has none)."""
+    try:
+        number = int(text or "")
+    except ValueError:
+        return None
+    return number if number >= 0 else None

@@ -49,7 +49,7 @@ from ..scheduling import BATCH_ORDERS
 from ..space import InvalidArchitectureError, SearchSpace
 from ..state_io import read_json, write_json_atomic
 from ..strategy import FINISHED, WAIT, Strategy, TrialResult
-from .trial import CANDIDATE_FIELD, RESULT_FIELDS, own_operators, split_parameters
+from .trial import CANDIDATE_FIELD, RESULT_FIELDS, external_trial, own_operators, split_parameters
 from . import dispatcher_hooks, rest, trial_outcome
 
 _logger = logging.getLogger("nas_core.tuner")
@@ -297,8 +297,9 @@ class StrategyTuner(Tuner):
                 result = result_from_value(value)
                 if resent_intermediate(value):
                     result = trial_outcome.early_stopped_result(None, trial_outcome.last_epoch_metrics(value))
-                outcome = self._driver.complete(arch, result)
-                _logger.info("trial %s (%s): %s", parameter_id, outcome, value)
+                outcome = self._driver.complete(arch, result, **external_trial(value))
+                _logger.info("trial %s, Trial No. %s (%s): %s", parameter_id,
+                             external_trial(value).get("external_number", "?"), outcome, value)
                 self._after_result()
             except Exception:
                 _logger.exception("cannot use the result of parameter %s: %r", parameter_id, value)
@@ -426,7 +427,8 @@ class StrategyTuner(Tuner):
                     try:
                         self._check_trial_side(entry.get("value"))
                         arch = self._arch_of(dict(entry["parameter"]), entry.get("value"))
-                        outcome = self._driver.complete(arch, result_from_value(entry.get("value")))
+                        outcome = self._driver.complete(arch, result_from_value(entry.get("value")),
+                                                        **external_trial(entry.get("value")))
                         _logger.info("imported %s: %s", entry.get("parameter"), outcome)
                     except (InvalidArchitectureError, KeyError, TypeError, ValueError) as err:
                         _logger.warning("skipping imported trial %r: %s", entry, err)
@@ -490,7 +492,7 @@ class StrategyTuner(Tuner):
                 result = result_from_value(value)
             else:
                 result = TrialResult.failed(f"trial re-run after resume ended as {job.get('status')} without a result")
-            self._driver.complete(arch, result)
+            self._driver.complete(arch, result, **external_trial(value))
             _logger.warning("candidate %s settled from the manager's trial list: %s", digest, result.status)
         self._after_result()
         return bool(self._driver.orphans)
