@@ -36,8 +36,10 @@ from nas_core.nni_adapter import experiment as nni_experiment
 from nas_core.nni_adapter import rest
 from nas_core.nni_adapter.tuner import CANDIDATE_FIELD, StrategyTuner, candidate_hash, state_path_of
 from nas_core.results import load_results
+from nas_core.space import SearchSpace
 from tests.conftest import REPO, toy_config
 from tests.test_nni_e2e import free_port
+from tests.test_nni_webui_pairing import mismatched_trials
 from tests.test_security import connect_errno, own_non_loopback_ipv4
 from tests.toy_plugins import toy_space
 
@@ -269,6 +271,9 @@ def test_digits_search_on_remote_machines_reaches_done(tmp_path, sshd, reuse, ma
     assert all(0 <= v["accuracy"] <= 100 and v["flops_norm"] > 0 for v in values)
     assert {v["candidate"] for v in values} == rest.submitted_keys(jobs, CANDIDATE_FIELD)
     assert len({v["candidate"] for v in values}) == len(jobs)  # no architecture trained twice
+    space = SearchSpace.from_nni(json.loads((REPO / "examples/digits/search_space.json").read_text()))
+    assert mismatched_trials(jobs, space) == []  # NNI's trial list shows what each trial trained
+    assert sorted(v["trial_number"] for v in values) == sorted(job["sequenceId"] for job in jobs)
     if not reuse:  # one trial keeper per machine, which the shim keeps off every other interface
         assert len(keepers) == machines
         assert reached == {(address, keeper): 0 if address == "127.0.0.1" else errno.ECONNREFUSED

@@ -155,12 +155,25 @@ def test_without_the_managers_record_the_channels_parameters_are_trained_with_a_
         fake.close()
 
 
-def test_the_managers_api_is_found_from_the_channel_url():
-    assert manager_api_root("http://localhost:8080/env/e1/t1") == "http://localhost:8080/api/v1/nni"
-    assert manager_api_root("http://localhost:8080/my/prefix/env/e1/t1") == "http://localhost:8080/my/prefix/api/v1/nni"
-    assert manager_api_root("http://localhost:8080/t1") is None
+def test_the_managers_api_is_found_from_the_channel_url_or_the_remote_trial_keepers_launch_file(tmp_path):
+    def root(url, **env):
+        return manager_api_root({"NNI_PLATFORM": "local", "NNI_TRIAL_COMMAND_CHANNEL": url, **env})
+
+    assert root("http://localhost:8080/env/e1/t1") == "http://localhost:8080/api/v1/nni"
+    assert root("http://localhost:8080/my/prefix/env/e1/t1") == "http://localhost:8080/my/prefix/api/v1/nni"
+    assert root("http://localhost:8080/t1") is None
     session = TrialSession({"NNI_TRIAL_COMMAND_CHANNEL": "http://127.0.0.1:9/t1", "NNI_TRIAL_JOB_ID": "t1"})
     assert session.identity() == {"trial_job": "t1"}
+    # remote: ~/nni-experiments/<exp>/environments/<env>/{trial_keeper[_N]/launcher_config.json, trials/<trial>}
+    environment = tmp_path / "environments" / "e1"
+    for name, port in (("trial_keeper", 8080), ("trial_keeper_1", 9090)):  # _1: started again by a resume
+        (environment / name).mkdir(parents=True)
+        (environment / name / "launcher_config.json").write_text(json.dumps(
+            {"managerCommandChannel": f"ws://10.0.0.5:{port}/pre/platform/remote_ts/e1", "environmentId": "e1"}))
+    os.utime(environment / "trial_keeper" / "launcher_config.json", (1, 1))
+    remote = {"NNI_PLATFORM": "remote", "NNI_OUTPUT_DIR": str(environment / "trials" / "t1")}
+    assert root("http://localhost:4444/env/e1/t1", **remote) == "http://10.0.0.5:9090/pre/api/v1/nni"
+    assert root("http://localhost:4444/env/e1/t1", NNI_PLATFORM="remote", NNI_OUTPUT_DIR=str(tmp_path / "x" / "y")) is None
 
 
 def test_the_session_knows_its_trial_job_and_trial_number(channel):

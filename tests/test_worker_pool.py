@@ -93,9 +93,10 @@ def test_worker_results_equal_own_process_results(channel, tmpdir_short):
     cold = run_trial(channel, tmpdir_short, "cold", 2, args=("--args", '{"epochs": 2}', "--worker", "off"))
     assert warm.returncode == 0 and cold.returncode == 0
     w, c = final_of(channel, "warm")["value"], final_of(channel, "cold")["value"]
-    ignore = {"pid", "evaluator_seconds", "candidate"}
+    ignore = {"pid", "evaluator_seconds", "candidate", "trial_job", "trial_number"}
     assert {k: v for k, v in w.items() if k not in ignore} == {k: v for k, v in c.items() if k not in ignore}
     assert w["pid"] != c["pid"]
+    assert (w["trial_job"], w["trial_number"], c["trial_job"], c["trial_number"]) == ("warm", 1, "cold", 2)
 
 
 @pytest.mark.slow

@@ -5,9 +5,10 @@
 It gets the parameters from NNI, validates them against the evaluator's search space, scores the
 candidate (:func:`nas_core.runner.score_candidate`), reports every epoch as an intermediate result
 and ends with a final dict whose numeric ``default`` is the fitness, followed by every metric, the
-echoed candidate key and the evaluator's description. A candidate that fails (e.g. its loss
-diverged) is reported with ``status: failed`` and its reason, and the process exits with status 1
-so NNI marks the trial FAILED. ``--arch`` runs one candidate outside NNI and prints the same.
+echoed candidate key, the trial's own job id and number (``trial_job``, ``trial_number``: the web
+UI's Trial No.) and the evaluator's description. A candidate that fails (e.g. its loss diverged),
+or whose evaluator cannot even be built, is reported with ``status: failed`` and its reason, and
+the process exits non-zero so NNI marks the trial FAILED. ``--arch`` runs one candidate outside NNI and prints the same.
 
 Under NNI the process is only a thin client by default: the trial runs in a resident worker of
 its slot (:mod:`nas_core.nni_adapter.worker_pool`), so torch and the data are loaded once

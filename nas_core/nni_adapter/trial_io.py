@@ -28,6 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 MANAGER_RECORD_WAIT_S = 30.0
@@ -158,18 +159,36 @@ class HttpTrialChannel:
 
 
 _CHANNEL_URL = re.compile(r"^(?P<root>http://[^/]+(?:/.*)?)/env/[^/]+/(?P<trial>[^/]+)/?$")
+_MANAGER_CHANNEL = re.compile(r"^wss?://(?P<root>[^/]+(?:/.*)?)/platform/[^/]+/[^/]+/?$")
 
 
-def manager_api_root(channel_url: str) -> str | None:
-    """The manager's REST API root (``http://host:port[/prefix]/api/v1/nni``) a trial channel URL
-    names, or None when the URL is not the manager's (``.../env/<environment>/<trial>``).
+def manager_api_root(env: Mapping[str, str]) -> str | None:
+    """The NNI manager's REST API root (``http://host:port[/prefix]/api/v1/nni``) for the trial
+    whose environment is ``env``, or None when it cannot be told.
 
-    On the local training service the channel is served by the manager's own web server; on a
-    remote one by the machine's trial keeper, whose server has no REST API (see
-    :meth:`ManagerRecord.fetch`).
+    On the local training service the trial's channel (``.../env/<environment>/<trial>``) is served
+    by the manager's own web server. On a remote machine it is served by the machine's trial keeper,
+    which has no REST API; the keeper's launch file, two folders above the trial's output folder,
+    names the manager's address (its command channel ``ws://host:port[/prefix]/platform/...``).
     """
-    match = _CHANNEL_URL.match(channel_url or "")
+    if env.get("NNI_PLATFORM") == "remote":
+        return _remote_manager_root(env.get("NNI_OUTPUT_DIR") or "")
+    match = _CHANNEL_URL.match(env.get("NNI_TRIAL_COMMAND_CHANNEL") or "")
     return f"{match.group('root')}/api/v1/nni" if match else None
+
+
+def _remote_manager_root(output_dir: str) -> str | None:
+    """The manager's REST API root from the newest trial keeper launch file of this trial's environment."""
+    if not output_dir:
+        return None
+    environment = Path(output_dir).parent.parent
+    try:
+        launches = sorted(environment.glob("trial_keeper*/launcher_config.json"), key=lambda p: p.stat().st_mtime)
+        channel = json.loads(launches[-1].read_text(encoding="utf-8"))["managerCommandChannel"] if launches else ""
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    match = _MANAGER_CHANNEL.match(channel if isinstance(channel, str) else "")
+    return f"http://{match.group('root')}/api/v1/nni" if match else None
 
 
 class ManagerUnavailable(Exception):
@@ -243,9 +262,8 @@ class TrialSession:
         self._trial_id = env.get("NNI_TRIAL_JOB_ID")
         self._manager: ManagerRecord | None = None
         if has_http_channel(env):
-            url = env["NNI_TRIAL_COMMAND_CHANNEL"]
-            self._channel: Any = HttpTrialChannel(url)
-            root = manager_api_root(url)
+            self._channel: Any = HttpTrialChannel(env["NNI_TRIAL_COMMAND_CHANNEL"])
+            root = manager_api_root(env)
             if root is not None and self._trial_id:
                 self._manager = ManagerRecord(root, self._trial_id, wait=manager_wait)
         else:  # file-based channel of the older training services; bound to this process's environment
@@ -272,8 +290,8 @@ class TrialSession:
 
         Over the HTTP channel these are the parameters the manager recorded for this trial job,
         not necessarily those the channel handed over (see the module's docstring); when the
-        manager's record cannot be had (a remote machine's trial keeper serves the channel), the
-        channel's, with a warning.
+        manager's record cannot be had (its address unknown or unreachable), the channel's, with a
+        warning.
         """
         record = self._channel.receive_parameter()
         if record is None:
@@ -287,8 +305,8 @@ class TrialSession:
     def _recorded(self, received: dict[str, Any]) -> dict[str, Any]:
         """The manager's parameter record for this trial, or ``received`` (with a warning) without one."""
         if self._manager is None:
-            self._warn(f"cannot look up this trial's parameters at the NNI manager (trial channel "
-                       f"{self._channel.url}); training those the channel gave, which NNI may show on another trial")
+            self._warn(f"cannot find the NNI manager's address (trial channel {self._channel.url}); training the "
+                       "parameters the channel gave, which NNI may show on another trial")
             return received
         try:
             recorded = self._manager.fetch()
