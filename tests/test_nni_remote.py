@@ -257,6 +257,7 @@ def test_digits_search_on_remote_machines_reaches_done(tmp_path, sshd, reuse, ma
         outcome = nni_experiment.wait(exp, poll=2.0, progress=False, timeout=900)
         jobs = rest.get(port, "trial-jobs") or []
         keepers = trial_keeper_ports(sshd, exp.id)  # still running until the experiment stops
+        stderr = [path.read_text() for path in (sshd.home / "nni-experiments" / exp.id).glob("**/trial.stderr")]
         reached = {(address, keeper): connect_errno(address, keeper)
                    for keeper in keepers for address in ["127.0.0.1", *own_non_loopback_ipv4()]}
     finally:
@@ -274,6 +275,8 @@ def test_digits_search_on_remote_machines_reaches_done(tmp_path, sshd, reuse, ma
     space = SearchSpace.from_nni(json.loads((REPO / "examples/digits/search_space.json").read_text()))
     assert mismatched_trials(jobs, space) == []  # NNI's trial list shows what each trial trained
     assert sorted(v["trial_number"] for v in values) == sorted(job["sequenceId"] for job in jobs)
+    if not reuse:  # each trial found the manager (the trial keeper's launch file names it) to read its parameters
+        assert len(stderr) == len(jobs) and not [text for text in stderr if "NNI manager" in text], stderr
     if not reuse:  # one trial keeper per machine, which the shim keeps off every other interface
         assert len(keepers) == machines
         assert reached == {(address, keeper): 0 if address == "127.0.0.1" else errno.ECONNREFUSED
