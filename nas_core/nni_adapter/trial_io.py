@@ -196,8 +196,8 @@ class ManagerUnavailable(Exception):
 
 
 class ManagerRecord:
-    """What the NNI manager recorded for one trial job: the parameters it was submitted with (what
-    the web UI shows as its parameters) and its sequence number (the web UI's Trial No.)."""
+    """What the NNI manager recorded for one trial job: the parameter record it was submitted with
+    (what the web UI and ``GET /api/v1/nni/trial-jobs`` show as the trial's parameters)."""
 
     def __init__(self, api_root: str, trial_job_id: str, *, wait: float = MANAGER_RECORD_WAIT_S,
                  poll: float = 0.1) -> None:
@@ -209,8 +209,8 @@ class ManagerRecord:
         """The parameter record (``parameter_id``, ``parameters``...) the manager holds for the
         trial, waiting up to ``wait`` seconds for the manager to store it.
 
-        Raises :class:`ManagerUnavailable` when nothing answers, the server has no such API (a
-        remote trial keeper answers 404), or the record does not appear in time.
+        Raises :class:`ManagerUnavailable` when nothing answers, the server has no such API (it
+        answers 404), or the record does not appear in time.
         """
         deadline = time.monotonic() + self._wait
         while True:
@@ -245,19 +245,20 @@ class ManagerRecord:
             raise ManagerUnavailable(f"{self._url} answered something that is not JSON") from None
 
 
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 class TrialSession:
     """Parameters and metrics of one NNI trial, identified by the environment NNI set for it.
 
     ``manager_wait``: seconds to wait for the manager's record of this trial (:class:`ManagerRecord`);
-    ``warn`` is told when the session falls back to the channel's parameters.
+    ``warn`` is told (one line, default: stderr, i.e. the trial's log) when the session falls back to
+    the channel's parameters, and when the channel's differ from the manager's.
     """
 
     def __init__(self, env: Mapping[str, str] | None = None, *, manager_wait: float = MANAGER_RECORD_WAIT_S,
-                 warn: Callable[[str], None] = _warn) -> None:
+                 warn: Callable[[str], None] = _to_stderr) -> None:
         env = dict(os.environ if env is None else env)
         self._trial_id = env.get("NNI_TRIAL_JOB_ID")
         self._manager: ManagerRecord | None = None
@@ -305,17 +306,17 @@ class TrialSession:
     def _recorded(self, received: dict[str, Any]) -> dict[str, Any]:
         """The manager's parameter record for this trial, or ``received`` (with a warning) without one."""
         if self._manager is None:
-            self._warn(f"cannot find the NNI manager's address (trial channel {self._channel.url}); training the "
+            self._warn(f"warning: cannot find the NNI manager's address (trial channel {self._channel.url}); training the "
                        "parameters the channel gave, which NNI may show on another trial")
             return received
         try:
             recorded = self._manager.fetch()
         except ManagerUnavailable as err:
-            self._warn(f"cannot look up this trial's parameters at the NNI manager ({err}); training those the "
+            self._warn(f"warning: cannot look up this trial's parameters at the NNI manager ({err}); training those the "
                        "channel gave, which NNI may show on another trial")
             return received
         if recorded.get("parameter_id") != received.get("parameter_id"):
-            self._warn(f"NNI's channel gave this trial parameter set {received.get('parameter_id')}, but the manager "
+            self._warn(f"note: NNI's channel gave this trial parameter set {received.get('parameter_id')}, but the manager "
                        f"submitted it with {recorded.get('parameter_id')}: training the manager's")
         return recorded
 
