@@ -269,7 +269,7 @@ def _render(results: SearchResults, sections: Sequence[ReportSection], evaluated
 
     if stopped:
         lines += ["## Early-stopped candidates (not fully trained, never chosen)", ""]
-        rows = [[f"#{r.candidate_id}", str(r.trial_id if r.trial_id is not None else _DASH),
+        rows = [[_candidate(r), str(r.trial_id if r.trial_id is not None else _DASH),
                  ", ".join(f"{k}={_value(v)}" for k, v in sorted(r.result.metrics.items())) or _DASH,
                  str(r.result.reason), f"`{json.dumps(r.arch)}`"] for r in stopped[:20]]
         lines += markdown_table(["Candidate", "Trial", "Last per-epoch metrics", "Why", "Architecture"], rows, "lllll")

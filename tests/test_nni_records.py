@@ -138,6 +138,7 @@ def test_report_command_falls_back_to_the_trial_database(tmp_path, capsys):
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert {row["trial_id"]: row["status"] for row in rows} == {
         "jobA": "succeeded", "jobB": "early_stopped", "jobC": "failed", "jobD": "succeeded", "jobF": "failed"}
+    assert all(row["trial_job"] == row["trial_id"] and row["trial_number"] == row["candidate_id"] for row in rows)
     md = (out / "report.md").read_text()
     assert "## Early-stopped candidates" in md and "records rebuilt from NNI's trial database" in md
 

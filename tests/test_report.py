@@ -161,4 +161,4 @@ def test_early_stopped_candidates_are_shown_apart_and_never_best_nor_on_the_fron
     assert "#5" not in md.split("## Early-stopped")[0]  # not in best nor front
     assert "- records rebuilt from somewhere" in md
     rows = paths["trials_csv"].read_text().splitlines()
-    assert any(row.startswith("5,Xy12z,trained,early_stopped,,") for row in rows)
+    assert any(row.startswith("5,Xy12z,,,trained,early_stopped,,") for row in rows)  # no trial number, job

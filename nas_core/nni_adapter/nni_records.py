@@ -217,7 +217,8 @@ def load_nni_results(location: str | Path) -> SearchResults:
         if evaluator is None and isinstance(value, Mapping) and isinstance(value.get("evaluator"), dict):
             evaluator = dict(value["evaluator"])
         candidate = job.sequence if job.sequence is not None else position
-        records.append(Record(candidate, job.job_id, arch, key, _result_of(job, sign, assessor), "trained"))
+        records.append(Record(candidate, job.job_id, arch, key, _result_of(job, sign, assessor), "trained",
+                              external_id=job.job_id, external_number=job.sequence))
     if left_out:
         notes.append(f"{left_out} trial{'s' if left_out != 1 else ''} not ended (waiting or running) left out")
     results = SearchResults(database, space, records, evaluator, notes=notes)
