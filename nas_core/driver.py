@@ -10,6 +10,10 @@
   architecture proposed again reuses its failure rather than training again.
 * **history** — every outcome, with where it came from, in JSON-serialisable state together with
   the strategy's own state, so a runner can persist it after every result.
+* **exactly once** — a candidate id has one record, whatever paths and however many times its
+  result arrives: the first result settles the candidate, a later one for the same architecture is
+  ignored ("duplicate"), and only a success replacing a recorded failure changes the record, in
+  place ("upgraded"). Runners may therefore feed the same result through every path they have.
 
 Strategies see driver-owned candidate ids (consecutive integers), so dedup and history replay
 never hand a strategy an id twice. A strategy that lets its batches be reordered gets the
@@ -99,6 +103,7 @@ class SearchDriver:
         self.space = strategy.space
         self.max_consecutive_duplicates = max_consecutive_duplicates
         self.records: list[Record] = []
+        self._recorded: set[int] = set()  # candidate ids with a record
         self._known: dict[str, Record] = {}  # key -> the record that evaluated it
         self._in_flight: dict[str, _InFlight] = {}  # key -> candidate being trained
         self._by_trial: dict[TrialId, str] = {}  # runner trial id -> key
@@ -217,7 +222,7 @@ class SearchDriver:
             upgraded = Record(known.candidate_id, known.trial_id, canonical, key, result, known.source, **external)
             if counts_instead(upgraded, known):
                 self._known[key] = upgraded
-                self.records.append(upgraded)
+                self.records[self._position(known)] = upgraded  # in place: one record per candidate id
                 return "upgraded"
             return "duplicate"
         candidate = self._next_candidate
@@ -237,11 +242,17 @@ class SearchDriver:
         self, candidate: int, trial_id: TrialId | None, arch: Architecture, key: str, result: TrialResult, source: Source,
         **external: Any,
     ) -> None:
+        if candidate in self._recorded:  # the driver hands out each id once; a second record is a bug
+            raise StrategyError(f"candidate {candidate} already has a record")
         record = Record(candidate, trial_id, arch, key, result, source, **external)
+        self._recorded.add(candidate)
         self.records.append(record)
         if counts_instead(record, self._known.get(key)):
             self._known[key] = record
         self.strategy.tell(candidate, arch, result)
+
+    def _position(self, record: Record) -> int:
+        return next(i for i, r in enumerate(self.records) if r is record)
 
     # ------------------------------------------------------------------- views
     @property
@@ -327,7 +338,8 @@ class SearchDriver:
         self.strategy.load_state_dict(state["strategy"])
         self._next_candidate = int(state["next_candidate"])
         self._strategy_finished = bool(state["strategy_finished"])
-        self.records = [Record.from_json(r) for r in state["records"]]
+        self.records = one_record_per_candidate(Record.from_json(r) for r in state["records"])
+        self._recorded = {r.candidate_id for r in self.records}
         self._known = counted_records(self.records)
         self._in_flight = {}
         self._by_trial = {}
@@ -356,6 +368,24 @@ def counts_instead(record: Record, current: Record | None) -> bool:
     if record.source == "reused":
         return False
     return current is None or (not current.result.ok and record.result.ok)
+
+
+def one_record_per_candidate(records: Iterable[Record]) -> list[Record]:
+    """The history with one record per candidate id, at its first position.
+
+    Histories saved before recording was exactly-once appended a success that replaced a failure
+    as a second record of the same candidate; that one (the one that counts) takes the first's place.
+    """
+    out: list[Record] = []
+    where: dict[int, int] = {}
+    for record in records:
+        at = where.get(record.candidate_id)
+        if at is None:
+            where[record.candidate_id] = len(out)
+            out.append(record)
+        elif record.key == out[at].key and counts_instead(record, out[at]):
+            out[at] = record
+    return out
 
 
 def counted_records(records: Iterable[Record]) -> dict[str, Record]:

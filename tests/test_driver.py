@@ -230,3 +230,26 @@ def test_sequential_strategy_gets_one_candidate_at_a_time():
     assert d.ask(2) is WAIT
     d.tell(1, ok(1))
     assert d.ask(2) == B
+
+
+def test_every_candidate_has_one_record_even_when_a_success_replaces_a_failure():
+    d = driver(A, B)
+    d.ask(1), d.ask(2)
+    d.fail(1, "no result")
+    d.tell(2, ok(1.0))
+    assert d.complete(A, ok(4.0)) == "upgraded"
+    assert d.complete(A, ok(4.0)) == "duplicate"
+    assert [(r.candidate_id, r.result.ok) for r in d.records] == [(0, True), (1, True)]
+
+
+def test_a_history_saved_with_a_candidate_twice_is_read_with_one_record_per_candidate():
+    d = driver(A, B)
+    d.ask(1)
+    d.fail(1, "no result")
+    state = d.state_dict()
+    late = dict(state["records"][0], result=ok(4.0).to_json())
+    state["records"].append(late)  # what recording appended before it was exactly-once
+    again = driver(A, B)
+    again.load_state_dict(state)
+    assert [(r.candidate_id, r.result.fitness) for r in again.records] == [(0, 4.0)]
+    assert again.best()[0].result.fitness == 4.0

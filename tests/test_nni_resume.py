@@ -1,6 +1,7 @@
 """Stop/resume and crash/resume through real nnictl: the search continues exactly where it was."""
 
 import atexit
+import contextlib
 import os
 import signal
 import subprocess
@@ -64,8 +65,24 @@ def uninterrupted_records():
     return [(r.candidate_id, r.arch, r.result.fitness) for r in records]
 
 
+@contextlib.contextmanager
+def cpu_load(processes: int = 4):
+    """Busy processes (not niced) for the duration of the block: the manager, tuner and trials of
+    the experiment then run late and out of their usual order, as on a loaded machine."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for proc in busy:
+            proc.kill()
+        for proc in busy:
+            proc.wait()
+
+
 def check_against_uninterrupted(exp_dir, jobs):
     results = load_results(state_path_of(exp_dir))
+    ids = [r.candidate_id for r in results.records]
+    assert len(ids) == len(set(ids)), f"a candidate recorded twice: {sorted(ids)} ({exp_dir})"
     records = sorted(results.records, key=lambda r: r.candidate_id)
     got = [(r.candidate_id, r.arch, r.result.fitness, r.source) for r in records]
     want = uninterrupted_records()
@@ -83,8 +100,11 @@ def check_against_uninterrupted(exp_dir, jobs):
     assert results.best()[0].result.fitness == max(r.result.fitness for r in results.records if r.result.ok)
 
 
-def interrupt_and_resume(make_toy_config, after_results: int, interrupt) -> None:
-    """Start the search, interrupt it once ``after_results`` trials succeeded, resume with nnictl."""
+def interrupt_and_resume(make_toy_config, after_results: int, interrupt, *, loaded: bool = False) -> None:
+    """Start the search, interrupt it once ``after_results`` trials succeeded, resume with nnictl.
+
+    ``loaded``: keep the CPUs busy from the interruption until the resumed search ends.
+    """
     config = config_for(make_toy_config)
     port = free_port()
     exp = nni_experiment.start(config, port=port, host="127.0.0.1")
@@ -92,12 +112,13 @@ def interrupt_and_resume(make_toy_config, after_results: int, interrupt) -> None
     atexit.unregister(exp.stop)  # stopped and resumed by nnictl below
     try:
         wait_for(port, lambda status, jobs: succeeded(jobs) >= after_results)
-        interrupt(exp)
-        before = len(load_results(state_path_of(exp_dir)).records)
-        assert after_results <= before < 12  # interrupted mid-search, with the results so far persisted
-        port2 = free_port()
-        resume(exp_id, port2)
-        status, jobs = wait_for(port2, lambda status, jobs: status in ("DONE", "ERROR"), timeout=240)
+        with cpu_load() if loaded else contextlib.nullcontext():
+            interrupt(exp)
+            before = len(load_results(state_path_of(exp_dir)).records)
+            assert after_results <= before < 12  # interrupted mid-search, with the results so far persisted
+            port2 = free_port()
+            resume(exp_id, port2)
+            status, jobs = wait_for(port2, lambda status, jobs: status in ("DONE", "ERROR"), timeout=600)
     finally:
         subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=120)
     assert status == "DONE"
@@ -120,3 +141,16 @@ def test_manager_killed_then_resumed_continues_from_the_persisted_state(make_toy
         time.sleep(3)
 
     interrupt_and_resume(make_toy_config, 3, kill)
+
+
+def kill_manager(exp):
+    os.kill(exp._proc.pid, signal.SIGKILL)  # the NNI manager dies without running anything
+    exp._proc.wait()
+
+
+@pytest.mark.slow
+def test_manager_killed_and_resumed_under_cpu_load_records_each_candidate_once(make_toy_config):
+    """The resumed manager, tuner and trials run late and interleaved (busy CPUs, the killed
+    manager's trials still running while the new one starts): still one record per candidate,
+    and the same search as an uninterrupted one."""
+    interrupt_and_resume(make_toy_config, 3, kill_manager, loaded=True)

@@ -212,3 +212,94 @@ def test_the_tuner_has_no_default_strategy():
 
     with pytest.raises(TunerConfigError, match="classArgs.strategy is missing"):
         StrategyTuner()
+
+
+def test_one_result_arriving_through_every_path_is_recorded_once(tmp_path, caplog):
+    """The trial's own report, the manager's trial list (orphan watcher) and import_data at resume
+    can all carry the same result: the candidate gets one record, the later arrivals a log line."""
+    tuner = make(tmp_path)
+    a, b = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
+    tuner.receive_trial_result(1, a, result(a, 1.0))
+    again = resumed(tmp_path)  # b is an orphan now
+    metric = json.dumps(json.dumps(result(b, 2.0)))
+    jobs = [{"status": "SUCCEEDED", "hyperParameters": [json.dumps({"parameter_id": 2, "parameters": b})],
+             "finalMetricData": [{"data": metric}]}]
+    with caplog.at_level("INFO", logger="nas_core.tuner"):
+        assert again.check_orphans(jobs) is False
+        again.import_data([{"parameter": a, "value": result(a, 1.0)}, {"parameter": b, "value": result(b, 2.0)}])
+        again.receive_trial_result(2, b, result(b, 2.0))  # a re-run of the lost trial reporting again
+    ids = [r.candidate_id for r in again._driver.records]
+    assert sorted(ids) == [0, 1] and [r.result.fitness for r in again._driver.records] == [1.0, 2.0]
+    assert sum("already settled; this result is ignored" in m for m in caplog.messages) == 3
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert [r["candidate_id"] for r in state["driver"]["records"]] == [0, 1]
+
+
+def test_a_late_success_after_a_failure_keeps_one_record_per_candidate(tmp_path):
+    tuner = make(tmp_path)
+    a, b = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
+    tuner.trial_end(1, False)
+    tuner.receive_trial_result(1, a, result(a, 3.0))  # its result arrives after all
+    tuner.receive_trial_result(1, a, result(a, 3.0))
+    records = tuner._driver.records
+    assert [r.candidate_id for r in records] == [0]
+    assert records[0].result.ok and records[0].result.fitness == 3.0
+
+
+def manager_with(monkeypatch, jobs):
+    monkeypatch.setenv("NNI_TUNER_COMMAND_CHANNEL", "ws://localhost:1234/tuner")
+    monkeypatch.setattr(rest, "get", lambda port, api, **kw: jobs if api == "trial-jobs" else None)
+
+
+def test_missing_result_is_taken_from_the_manager_rather_than_failed(tmp_path, monkeypatch):
+    """A trial's end overtook its result by more than the timeout (a loaded machine): the manager
+    holds the result, so the candidate succeeds, and the late report is a no-op."""
+    tuner = make(tmp_path)
+    a, b = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
+    metric = json.dumps(json.dumps(result(a, 5.0)))
+    manager_with(monkeypatch, [{"status": "SUCCEEDED", "finalMetricData": [{"data": metric}],
+                                "hyperParameters": [json.dumps({"parameter_id": 1, "parameters": a})]}])
+    tuner._check_missing(1)
+    tuner.receive_trial_result(1, a, result(a, 5.0))
+    assert [(r.candidate_id, r.result.fitness) for r in tuner._driver.records] == [(0, 5.0)]
+
+
+def test_missing_result_fails_the_candidate_when_the_manager_has_none(tmp_path, monkeypatch):
+    tuner = make(tmp_path)
+    a, b = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
+    manager_with(monkeypatch, [{"status": "SUCCEEDED",
+                                "hyperParameters": [json.dumps({"parameter_id": 1, "parameters": a})]}])
+    tuner._check_missing(1)
+    assert [r.result.reason for r in tuner._driver.records] == ["trial succeeded but reported no final result"]
+
+
+def test_resume_without_a_search_state_is_refused_in_one_line(tmp_path):
+    tuner = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0,
+                          state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
+    tuner.load_checkpoint()
+    tuner.update_search_space(toy_space().to_nni())
+    assert tuner._fatal.startswith("cannot resume: the search state ") and "is missing" in tuner._fatal
+    assert "\n" not in tuner._fatal
+    a = {"layer0": 0, "layer1": 0, "layer2": 0}
+    tuner.import_data([{"parameter": a, "value": {"default": 1.0}}])
+    assert tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None) == []
+    tuner._on_exit()
+    assert not (tmp_path / "state.json").exists()  # nothing rebuilt, nothing written
+
+
+@pytest.mark.parametrize("content, reason", [
+    ('{"version": 1, "driver": {"rec', "unreadable"),
+    ("[1, 2]", "unreadable (it is not a search state written by this tuner)"),
+    ('{"version": 1, "driver": {"version": 1}}', "does not fit this search"),
+])
+def test_resume_from_a_damaged_search_state_is_refused_and_leaves_the_file(tmp_path, content, reason):
+    (tmp_path / "state.json").write_text(content)
+    tuner = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0,
+                          state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
+    tuner.load_checkpoint()
+    tuner.update_search_space(toy_space().to_nni())
+    assert tuner._fatal.startswith("cannot resume: the search state ") and reason in tuner._fatal
+    assert "\n" not in tuner._fatal
+    assert tuner.generate_multiple_parameters([1], st_callback=lambda *x: None) == []
+    tuner._on_exit()
+    assert (tmp_path / "state.json").read_text() == content

@@ -76,6 +76,26 @@ def final_value(job: dict[str, Any]) -> Any:
     return None
 
 
+def parameter_id_of(job: dict[str, Any]) -> Any:
+    """The parameter id NNI sent to a trial job (its first parameter set), or None."""
+    for raw in job.get("hyperParameters") or []:
+        try:
+            return json.loads(raw).get("parameter_id")
+        except (TypeError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def final_value_of(jobs: list[dict[str, Any]], parameter_id: Any) -> Any:
+    """The final result the manager stored for the job of ``parameter_id``, or None."""
+    for job in jobs:
+        if parameter_id_of(job) == parameter_id:
+            value = final_value(job)
+            if value is not None:
+                return value
+    return None
+
+
 def cap_trial_number(port: int, sent: set[str], field: str, attempts: int = 30, delay: float = 2.0) -> bool:
     """Set ``maxTrialNumber`` to the jobs submitted plus those sent but not yet submitted.
 

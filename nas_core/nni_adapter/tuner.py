@@ -25,6 +25,15 @@ What NNI 3.0 really does shapes this class (see the project's notes on NNI):
   ``early_stopped`` with its last per-epoch metrics, never as a success or a bare failure.
 * State (strategy, RNG, history) is written atomically after every result; ``nnictl resume``
   reloads it, and ``import_data`` merges finished trials without counting any twice.
+* Recording is exactly-once by identity, not by timing: a result is matched to its candidate by
+  architecture (the echoed candidate key), the driver keeps one record per candidate, and any
+  later arrival of a settled candidate's result (``import_data`` at resume, the re-run of a trial
+  the manager lost, the orphan watcher's look at the manager's trial list) is ignored with a log
+  line. A trial that ended without its result is failed only after the manager, asked by trial,
+  has no final result for it either.
+* A resume without a readable search state is refused in one line (the experiment shows ERROR
+  with it): rebuilding from NNI's trial list cannot give the strategy back its own state, and the
+  search would train architectures again.
 """
 
 from __future__ import annotations
@@ -148,6 +157,7 @@ class StrategyTuner(Tuner):
         self._finish_requested = False
         self._fatal: str | None = None
         self._epoch = 1  # bumped on every resume; a stale tuner of an older epoch never writes
+        self._resume_error: str | None = None  # why the saved state cannot be resumed (reported at start)
         self._evaluator: dict[str, Any] | None = None  # the trials' evaluator.describe()
 
     @property
@@ -168,12 +178,26 @@ class StrategyTuner(Tuner):
         return Path(directory) / STATE_FILE
 
     def load_checkpoint(self) -> None:
+        """NNI calls this on resume only: the search continues from its saved state, or not at all.
+
+        The refusal is reported when NNI initialises the tuner (:meth:`update_search_space`): the
+        manager listens for the tuner's errors only from then on.
+        """
         try:
-            if self._state_path.exists():
-                self._loaded_state = read_json(self._state_path)
-                _logger.info("loaded search state from %s", self._state_path)
+            state = read_json(self._state_path)
+            if not isinstance(state, dict) or not isinstance(state.get("driver"), dict):
+                raise ValueError("it is not a search state written by this tuner")
+            self._loaded_state = state
+            _logger.info("loaded search state from %s", self._state_path)
+        except FileNotFoundError:
+            self._resume_error = (f"cannot resume: the search state {self._state_path} is missing; without it the "
+                                  "search would train architectures again (restore the file or start a new experiment)")
         except Exception as err:  # never raise from a hook
-            self._report_fatal(f"cannot read search state {self._state_path}: {err}")
+            reason = " ".join(str(err).split()) or type(err).__name__
+            self._resume_error = (f"cannot resume: the search state {self._state_path} is unreadable ({reason}); "
+                                  "restore the file or start a new experiment")
+        if self._resume_error is not None:
+            _logger.error(self._resume_error)
 
     def save_checkpoint(self) -> None:
         with self._lock:
@@ -182,23 +206,38 @@ class StrategyTuner(Tuner):
     def update_search_space(self, search_space: dict[str, Any]) -> None:
         with self._lock:
             try:
+                if self._resume_error is not None:
+                    # Nothing is built, so nothing overwrites the state a person may still restore.
+                    if self._fatal is None:
+                        self._report_fatal(self._resume_error)
+                    return
                 if self._driver is not None:
                     if SearchSpace.from_nni(search_space) != self._driver.space:
                         _logger.warning("search space changed while running; keeping the original one")
                     return
-                self._driver = SearchDriver(self._build_strategy(search_space), batch_order=self._batch_order)
+                driver = SearchDriver(self._build_strategy(search_space), batch_order=self._batch_order)
                 if self._loaded_state is not None:
-                    self._epoch = int(self._loaded_state.get("epoch", 1)) + 1
-                    self._driver.load_state_dict(self._loaded_state["driver"])
+                    try:
+                        driver.load_state_dict(self._loaded_state["driver"])
+                        epoch = int(self._loaded_state.get("epoch", 1)) + 1
+                        sent_keys = {str(k): str(v) for k, v in dict(self._loaded_state.get("sent_keys", {})).items()}
+                    except Exception as err:
+                        reason = " ".join(str(err).split()) or type(err).__name__
+                        self._resume_error = (f"cannot resume: the search state {self._state_path} does not fit "
+                                              f"this search ({reason}); restore the file or start a new experiment")
+                        self._report_fatal(self._resume_error)
+                        return
+                    self._driver, self._epoch, self._sent_keys = driver, epoch, sent_keys
                     # A resumed manager reuses or renumbers parameter ids: match by architecture.
                     self._driver.forget_trial_ids()
-                    self._sent_keys = dict(self._loaded_state.get("sent_keys", {}))
                     if isinstance(self._loaded_state.get("evaluator"), dict):
                         self._note_evaluator(self._loaded_state["evaluator"])
                     _logger.info("resumed: %d results, %d candidates in flight",
                                  len(self._driver.records), len(self._driver.orphans))
                     if self._driver.orphans:
                         self._watch_orphans()
+                else:
+                    self._driver = driver
                 self._claim_state()
                 self._persist()
             except Exception as err:
@@ -281,7 +320,9 @@ class StrategyTuner(Tuner):
                 self._waiting.clear()
                 self._request_finish()
                 return
-            self._st_callback(pid, self._parameters(answer, pid))
+            params = self._parameters(answer, pid)
+            self._persist()  # in flight on disk before NNI can start (and a killed manager lose) its trial
+            self._st_callback(pid, params)
 
     def receive_trial_result(self, parameter_id: int, parameters: dict[str, Any], value: Any, **kwargs: Any) -> None:
         with self._lock:
@@ -297,12 +338,23 @@ class StrategyTuner(Tuner):
                 result = result_from_value(value)
                 if resent_intermediate(value):
                     result = trial_outcome.early_stopped_result(None, trial_outcome.last_epoch_metrics(value))
-                outcome = self._driver.complete(arch, result, **external_trial(value))
-                _logger.info("trial %s, Trial No. %s (%s): %s", parameter_id,
-                             external_trial(value).get("external_number", "?"), outcome, value)
+                self._record(arch, result, f"trial {parameter_id}", value)
                 self._after_result()
             except Exception:
                 _logger.exception("cannot use the result of parameter %s: %r", parameter_id, value)
+
+    def _record(self, arch: dict[str, Any], result: TrialResult, source: str, value: Any = None) -> None:
+        """Give one result to the driver, which records each candidate once; say what became of it."""
+        assert self._driver is not None
+        external = external_trial(value)
+        outcome = self._driver.complete(arch, result, **external)
+        if "external_number" in external:
+            source = f"{source}, Trial No. {external['external_number']}"
+        if outcome == "duplicate":
+            _logger.info("%s: candidate %s already settled; this result is ignored", source,
+                         candidate_hash(self._driver.space.key(arch)))
+        else:
+            _logger.info("%s (%s): %s", source, outcome, value if value is not None else result.status)
 
     def _check_trial_side(self, value: Any) -> None:
         """Keep the evaluator's description a trial sent, and refuse a space class whose own
@@ -346,9 +398,7 @@ class StrategyTuner(Tuner):
                     return
                 if success:
                     if self._missing_result_timeout >= 0:
-                        timer = threading.Timer(self._missing_result_timeout, self._check_missing, args=(parameter_id,))
-                        timer.daemon = True
-                        timer.start()
+                        self._start_missing_timer(parameter_id)
                     return
             except Exception:
                 _logger.exception("trial_end(%s, %s) failed", parameter_id, success)
@@ -410,13 +460,39 @@ class StrategyTuner(Tuner):
         return None
 
     def _check_missing(self, parameter_id: int) -> None:
+        """A trial ended successfully but its result has not arrived: ask the manager before failing it.
+
+        The manager stores a final result before it tells the tuner, so a result it holds is taken
+        from there (the late arrival is then ignored as a duplicate); only a trial with no stored
+        result is failed.
+        """
+        jobs: list[dict[str, Any]] | None = None
+        port = rest.port_from_channel(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
+        if port is not None:
+            try:
+                jobs = rest.get(port, "trial-jobs") or []
+            except (OSError, ValueError) as err:
+                _logger.warning("cannot ask the manager about trial %s yet: %s", parameter_id, err)
+                self._start_missing_timer(parameter_id)
+                return
         with self._lock:
             try:
-                if self._driver is not None and parameter_id in self._driver.pending:
+                if self._driver is None or parameter_id not in self._driver.pending:
+                    return
+                value = rest.final_value_of(jobs or [], parameter_id)
+                if value is not None:
+                    self._record(self._arch_of(self._params_by_id.get(parameter_id, {}), value),
+                                 result_from_value(value), f"trial {parameter_id} (result read from the manager)", value)
+                else:
                     self._driver.fail(parameter_id, "trial succeeded but reported no final result")
-                    self._after_result()
+                self._after_result()
             except Exception:
                 _logger.exception("missing-result check for %s failed", parameter_id)
+
+    def _start_missing_timer(self, parameter_id: int) -> None:
+        timer = threading.Timer(self._missing_result_timeout, self._check_missing, args=(parameter_id,))
+        timer.daemon = True
+        timer.start()
 
     def import_data(self, data: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -427,9 +503,7 @@ class StrategyTuner(Tuner):
                     try:
                         self._check_trial_side(entry.get("value"))
                         arch = self._arch_of(dict(entry["parameter"]), entry.get("value"))
-                        outcome = self._driver.complete(arch, result_from_value(entry.get("value")),
-                                                        **external_trial(entry.get("value")))
-                        _logger.info("imported %s: %s", entry.get("parameter"), outcome)
+                        self._record(arch, result_from_value(entry.get("value")), "imported trial", entry.get("value"))
                     except (InvalidArchitectureError, KeyError, TypeError, ValueError) as err:
                         _logger.warning("skipping imported trial %r: %s", entry, err)
                 self._after_result()
@@ -492,8 +566,7 @@ class StrategyTuner(Tuner):
                 result = result_from_value(value)
             else:
                 result = TrialResult.failed(f"trial re-run after resume ended as {job.get('status')} without a result")
-            self._driver.complete(arch, result, **external_trial(value))
-            _logger.warning("candidate %s settled from the manager's trial list: %s", digest, result.status)
+            self._record(arch, result, "orphan settled from the manager's trial list", value)
         self._after_result()
         return bool(self._driver.orphans)
 
