@@ -147,7 +147,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     host = None if args.host == "all" else "127.0.0.1"
     nni_experiment.quiet_nni_logging()
     workers: list[str] = []
-    exp = nni_experiment.start(config.path, port=port, host=host, manager_poll=manager_poll, say=workers.append)
+    try:
+        exp = nni_experiment.start(config.path, port=port, host=host, manager_poll=manager_poll, say=workers.append,
+                                   experiment_id=args.resume, resume=args.resume is not None)
+    except ValueError as err:  # --resume of an experiment that cannot be resumed
+        raise UsageError(str(err)) from None
     shown = "127.0.0.1" if host in (None, "0.0.0.0") else host
     print(f"experiment {exp.id}: web UI at http://{shown}:{port}  (listening on {host or 'all interfaces'})")
     print(f"  experiment directory: {nni_experiment.experiment_dir(exp)}")
@@ -331,6 +335,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, help="stop the experiment after this many seconds")
     p.add_argument("--keep-running", action="store_true", help="leave the NNI manager and web UI up at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--resume", metavar="ID", help="continue the stopped experiment ID (under the config's "
+                   "experimentWorkingDirectory) instead of starting a new one; its search state must be intact")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("validate", help="check an NNI config (plugins, arguments, search space, data) without running")

@@ -154,3 +154,90 @@ def test_manager_killed_and_resumed_under_cpu_load_records_each_candidate_once(m
     manager's trials still running while the new one starts): still one record per candidate,
     and the same search as an uninterrupted one."""
     interrupt_and_resume(make_toy_config, 3, kill_manager, loaded=True)
+
+
+FAKE_MANAGER = """
+class Dispatcher {
+  onError(listener) { this.listener = listener; }
+}
+class NNIManager {
+  constructor() { this.dispatcher = new Dispatcher(); this.status = {errors: []}; }
+  addEventListeners() {  // as NNI 3.0's: any tuner error becomes one fixed line
+    this.dispatcher.onError(() => this.status.errors.push('Dispatcher stream error, tuner may have crashed.'));
+  }
+}
+exports.NNIManager = NNIManager;
+"""
+
+
+def test_the_tuner_s_reported_error_replaces_nni_s_fixed_line(tmp_path):
+    """Loaded with the tuner-wait shim, the manager shows what the tuner reported, not only that it 'may have crashed'."""
+    import nni_node
+
+    from nas_core.nni_adapter.experiment import TUNER_WAIT_SHIM
+
+    (tmp_path / "nnimanager.js").write_text(FAKE_MANAGER, encoding="utf-8")
+    script = (f"const {{NNIManager}} = require({str(tmp_path / 'nnimanager.js')!r}); const m = new NNIManager();"
+              "m.addEventListeners(); m.dispatcher.listener(new Error('cannot resume: the search state x is missing'));"
+              "console.log(JSON.stringify(m.status.errors));")
+    node = Path(nni_node.__path__[0]) / "node"
+    done = subprocess.run([str(node), "-e", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "NODE_OPTIONS": f"--require={TUNER_WAIT_SHIM}"})
+    assert done.stdout.strip() == '["Tuner error: cannot resume: the search state x is missing"]', done.stderr
+
+
+def launch_resume(config, exp_id):
+    """``python -m nas_core search CONFIG --resume ID``: exit status, stdout, stderr."""
+    done = subprocess.run([sys.executable, "-m", "nas_core", "search", str(config), "--resume", exp_id,
+                           "--port", str(free_port()), "--no-progress"],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    return done.returncode, done.stdout, done.stderr
+
+
+def live_jobs(jobs):
+    return [job for job in jobs if job["status"] in ("RUNNING", "WAITING", "UNKNOWN")]
+
+
+@pytest.mark.slow
+def test_resume_with_a_damaged_state_file_is_refused_with_the_reason_and_stops_cleanly(make_toy_config):
+    """Run, stop, damage the search state, resume: never a search that trains architectures again,
+    always one line saying why, and no trial left running."""
+    config = config_for(make_toy_config)
+    port = free_port()
+    exp = nni_experiment.start(config, port=port, host="127.0.0.1")
+    exp_id, exp_dir = exp.id, nni_experiment.experiment_dir(exp)
+    state = state_path_of(exp_dir)
+    atexit.unregister(exp.stop)
+    try:
+        wait_for(port, lambda status, jobs: succeeded(jobs) >= 2)
+        subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=120, check=True)
+        intact = state.read_text()
+
+        # our launcher refuses before NNI starts: one line, exit 2
+        state.unlink()
+        code, out, err = launch_resume(config, exp_id)
+        assert code == 2 and err.strip().count("\n") == 0, out + err
+        assert err.startswith(f"error: --resume '{exp_id}': cannot resume: the search state ") and "is missing" in err
+        state.write_text(intact[:200])
+        code, out, err = launch_resume(config, exp_id)
+        assert code == 2 and "is unreadable (Expecting value" in err and err.strip().count("\n") == 0, out + err
+
+        # under nnictl resume the tuner refuses: the experiment shows ERROR with the reason, its trials end
+        port2 = free_port()
+        resume(exp_id, port2)
+        status, jobs = wait_for(port2, lambda status, jobs: status in ("DONE", "ERROR", "STOPPED"), timeout=240)
+        errors = rest.get(port2, "check-status").get("errors") or []
+        assert status == "ERROR"
+        assert len(errors) == 1 and errors[0].startswith("Tuner error: cannot resume: the search state "), errors
+        assert "is unreadable (Expecting value" in errors[0] and "\n" not in errors[0]
+        wait_for(port2, lambda status, jobs: not live_jobs(jobs), timeout=120)
+        subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=120, check=True)
+        assert state.read_text() == intact[:200]  # the refusing tuner wrote nothing over it
+
+        # a state that reads but does not fit the search: refused by the tuner, told by our launcher
+        state.write_text('{"version": 1, "driver": {"version": 1}}')
+        code, out, err = launch_resume(config, exp_id)
+        assert code != 0 and f"experiment {exp_id} ERROR" in out, out + err
+        assert "NNI error: Tuner error: cannot resume: the search state " in err and "does not fit this search" in err
+    finally:
+        subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=120)

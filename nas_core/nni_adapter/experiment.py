@@ -165,20 +165,58 @@ def quiet_nni_logging() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def resumable_config(config: Any, experiment_id: str) -> Any:
+    """The saved config of stopped experiment ``experiment_id`` (found under ``config``'s working
+    directory), after checking that it can be resumed: ValueError, one line, saying why not.
+
+    With our tuner its search state must be intact: a missing or unreadable one is refused here,
+    before NNI starts (the tuner refuses it too, under ``nnictl resume``).
+    """
+    import psutil
+    from nni.experiment import launcher
+    from nni.tools.nnictl.config_utils import Experiments
+
+    from .tuner import ResumeError, is_strategy_tuner, read_resumable_state, state_path_of
+
+    working_dir = Path(config.canonical_copy().experiment_working_directory)
+    exp_dir = working_dir / experiment_id
+    if not (exp_dir / "db").is_dir():
+        raise ValueError(f"--resume {experiment_id!r}: no experiment of that id under {working_dir}")
+    info = Experiments().get_all_experiments().get(experiment_id) or {}
+    pid = info.get("pid")
+    if info.get("status") != "STOPPED" and isinstance(pid, int) and psutil.pid_exists(pid):
+        raise ValueError(f"--resume {experiment_id!r}: the experiment is still running (nnictl stop {experiment_id})")
+    saved = launcher.get_stopped_experiment_config(experiment_id, exp_dir=working_dir)
+    if is_strategy_tuner(getattr(saved.tuner, "class_name", None), getattr(saved.tuner, "name", None)):
+        try:
+            read_resumable_state(state_path_of(exp_dir))
+        except ResumeError as err:
+            raise ValueError(f"--resume {experiment_id!r}: {err}") from None
+    return saved
+
+
 def start(config_path: str | Path, *, port: int, host: str | None, experiment_id: str | None = None,
-          manager_poll: float | None = DEFAULT_MANAGER_POLL_S, say: Callable[[str], None] | None = None) -> Any:
+          manager_poll: float | None = DEFAULT_MANAGER_POLL_S, say: Callable[[str], None] | None = None,
+          resume: bool = False) -> Any:
     """Start the experiment described by ``config_path`` in the background; returns it.
 
     ``manager_poll``: see :func:`bind_environment`; NNI's own tuners keep NNI's loop
     (:func:`manager_poll_for`). ``say`` is given the lines that tell what was decided (they are
-    logged at INFO level otherwise).
+    logged at INFO level otherwise). ``resume``: continue the stopped experiment ``experiment_id``
+    with its saved config (:func:`resumable_config`, which raises ValueError when it cannot be).
     """
     from nni.experiment import Experiment, ExperimentConfig
 
     config = ExperimentConfig.load(str(config_path))
+    if resume:
+        if experiment_id is None:
+            raise ValueError("resuming needs the experiment's id")
+        config = resumable_config(config, experiment_id)
     manager_poll, note = manager_poll_for(config, manager_poll)
     bind_environment(host, manager_poll=manager_poll)
     experiment = Experiment(config, id=experiment_id)
+    if resume:
+        experiment._action = "resume"  # as nnictl resume does: NNI's manager reloads the experiment
     tell = say or _log.info
     if note is not None:
         tell(note)

@@ -76,6 +76,36 @@ def final_value(job: dict[str, Any]) -> Any:
     return None
 
 
+def cancel_unfinished(port: int, attempts: int = 60, delay: float = 2.0) -> int:
+    """Cancel every trial job of the manager on ``port`` that has not ended; returns how many.
+
+    For an experiment that went to ERROR: NNI's manager then stops following its running trials,
+    which would stay listed RUNNING for good, though a trial a resume re-submitted (``ADD_RESUMED``)
+    may still be started a moment later. So this looks again every ``delay`` seconds while any job
+    has not ended, cancelling those RUNNING or WAITING, up to ``attempts`` looks.
+    """
+    cancelled: set[str] = set()
+    for _ in range(attempts):
+        try:
+            jobs = get(port, "trial-jobs") or []
+        except (OSError, ValueError) as err:
+            _logger.warning("cannot list the trial jobs to cancel: %s", err)
+            break
+        if all(str(job.get("status")) in ENDED_STATUSES for job in jobs):
+            break
+        for job in jobs:
+            job_id = str(job.get("trialJobId"))
+            if str(job.get("status")) in ("RUNNING", "WAITING") and job_id not in cancelled:
+                try:
+                    request(port, "DELETE", f"trial-jobs/{job_id}")
+                    cancelled.add(job_id)
+                    _logger.info("cancelled trial job %s", job_id)
+                except (OSError, ValueError) as err:
+                    _logger.warning("cannot cancel trial job %s: %s", job_id, err)
+        time.sleep(delay)
+    return len(cancelled)
+
+
 def parameter_id_of(job: dict[str, Any]) -> Any:
     """The parameter id NNI sent to a trial job (its first parameter set), or None."""
     for raw in job.get("hyperParameters") or []:

@@ -184,18 +184,12 @@ class StrategyTuner(Tuner):
         manager listens for the tuner's errors only from then on.
         """
         try:
-            state = read_json(self._state_path)
-            if not isinstance(state, dict) or not isinstance(state.get("driver"), dict):
-                raise ValueError("it is not a search state written by this tuner")
-            self._loaded_state = state
+            self._loaded_state = read_resumable_state(self._state_path)
             _logger.info("loaded search state from %s", self._state_path)
-        except FileNotFoundError:
-            self._resume_error = (f"cannot resume: the search state {self._state_path} is missing; without it the "
-                                  "search would train architectures again (restore the file or start a new experiment)")
+        except ResumeError as err:
+            self._resume_error = str(err)
         except Exception as err:  # never raise from a hook
-            reason = " ".join(str(err).split()) or type(err).__name__
-            self._resume_error = (f"cannot resume: the search state {self._state_path} is unreadable ({reason}); "
-                                  "restore the file or start a new experiment")
+            self._resume_error = f"cannot resume: the search state {self._state_path}: {err}"
         if self._resume_error is not None:
             _logger.error(self._resume_error)
 
@@ -585,9 +579,16 @@ class StrategyTuner(Tuner):
         threading.Thread(target=rest.cap_trial_number, args=(port, sent, CANDIDATE_FIELD), daemon=True).start()
 
     def _report_fatal(self, message: str) -> None:
-        """Log a fatal error and show it in NNI (experiment status ERROR) instead of hanging."""
+        """Log a fatal error and show it in NNI (experiment status ERROR) instead of hanging.
+
+        The manager then starts no trial and stops following the running ones, so they are
+        cancelled: none stays listed RUNNING in an experiment that has stopped.
+        """
         self._fatal = message
         _logger.error(message)
+        port = rest.port_from_channel(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
+        if port is not None:
+            threading.Thread(target=rest.cancel_unfinished, args=(port,), daemon=True, name="cancel-trials").start()
         try:
             from nni.runtime.msg_dispatcher_base import MsgDispatcherBase
 
@@ -642,6 +643,31 @@ class StrategyTuner(Tuner):
     def _on_error(self) -> None:
         with self._lock:
             self._persist()
+
+
+class ResumeError(ValueError):
+    """A search cannot be resumed; the message (one line) says why."""
+
+
+def read_resumable_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The search state at ``path`` for a resume; :class:`ResumeError` saying why there is none.
+
+    Shared by the tuner (which refuses the resume, the experiment then shows ERROR) and the
+    launcher (which refuses before NNI starts), so both say the same line.
+    """
+    try:
+        state = read_json(path)
+    except FileNotFoundError:
+        raise ResumeError(f"cannot resume: the search state {path} is missing; without it the search would "
+                          "train architectures again (restore the file or start a new experiment)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise ResumeError(f"cannot resume: the search state {path} is unreadable ({reason}); "
+                          "restore the file or start a new experiment") from None
+    if not isinstance(state, dict) or not isinstance(state.get("driver"), dict):
+        raise ResumeError(f"cannot resume: the search state {path} is unreadable (it is not a search state "
+                          "written by this tuner); restore the file or start a new experiment")
+    return state
 
 
 def state_path_of(experiment_dir: str | os.PathLike[str]) -> Path:

@@ -5,6 +5,7 @@
 // this waits NAS_CORE_TUNER_CONNECT_S seconds instead (default 120).
 'use strict';
 const Module = require('module');
+require('./tuner_error.js'); // the tuner's reported error, not NNI's fixed line, in the experiment's errors
 
 const raw = process.env.NAS_CORE_TUNER_CONNECT_S;
 const seconds = raw === undefined || raw === '' ? 120 : Number(raw);
