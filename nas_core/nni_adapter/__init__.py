@@ -83,4 +83,7 @@ fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them agains
 * ``getTunerServer()``'s ``TunerServer.prototype.init`` and its ``connect`` deferred in NNI's node
   code (``tuner_wait.js``): the manager fails the experiment when the tuner process has not
   connected within a fixed 10 s, which a loaded machine exceeds while Python imports NNI and the tuner.
+* ``NNIManager.prototype.addEventListeners`` (``tuner_error.js``, loaded by ``tuner_wait.js``): the
+  manager replaces every error the tuner reports by "Dispatcher stream error, tuner may have
+  crashed."; the shim shows the tuner's own line instead (e.g. why a resume was refused).
 """
