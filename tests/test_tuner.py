@@ -303,3 +303,23 @@ def test_resume_from_a_damaged_search_state_is_refused_and_leaves_the_file(tmp_p
     assert tuner.generate_multiple_parameters([1], st_callback=lambda *x: None) == []
     tuner._on_exit()
     assert (tmp_path / "state.json").read_text() == content
+
+
+def test_an_orphan_is_settled_by_the_result_the_manager_holds_not_by_a_job_status(tmp_path):
+    """After a resume a candidate can have an ended job and a live re-run, or a job whose status says
+    failed though it reported: the stored result decides, and a live job is waited for."""
+    tuner = make(tmp_path)
+    a, b = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
+    again = resumed(tmp_path)
+    job = lambda params, status, **extra: {"status": status, **extra,  # noqa: E731
+                                           "hyperParameters": [json.dumps({"parameters": params})]}
+    # a: an old job cancelled while its re-run still runs; b: failed on exit after reporting
+    metric = json.dumps(json.dumps(result(b, 6.0)))
+    jobs = [job(a, "USER_CANCELED"), job(a, "RUNNING"), job(b, "FAILED", finalMetricData=[{"data": metric}])]
+    assert again.check_orphans(jobs) is True
+    assert [(r.arch, r.result.fitness) for r in again._driver.records] == [(again._driver.space.validate(
+        {k: v for k, v in b.items() if k != "_candidate"}), 6.0)]
+    again.import_data([{"parameter": a, "value": result(a, 1.0)}])  # the re-run's result
+    assert again.check_orphans([job(a, "USER_CANCELED"), job(a, "SUCCEEDED")]) is False
+    assert sorted(r.result.fitness for r in again._driver.records) == [1.0, 6.0]
+    assert all(r.result.ok for r in again._driver.records)

@@ -64,6 +64,16 @@ def ended_candidates(jobs: list[dict[str, Any]], field: str) -> dict[str, dict[s
     return ended
 
 
+def final_value_for(jobs: list[dict[str, Any]], field: str, key: str) -> Any:
+    """The final result stored for any job that ran candidate ``key``, or None."""
+    for job in jobs:
+        if key in submitted_keys([job], field):
+            value = final_value(job)
+            if value is not None:
+                return value
+    return None
+
+
 def final_value(job: dict[str, Any]) -> Any:
     """The final result a job reported (the whole dict), or None."""
     for metric in job.get("finalMetricData") or []:

@@ -537,30 +537,34 @@ class StrategyTuner(Tuner):
     def check_orphans(self, jobs: list[dict[str, Any]]) -> bool:
         """Settle orphans from the manager's trial list; True while orphans remain.
 
+        * a job of the candidate holds a final result (whatever its status): that result;
         * no job ran it (sent just before the manager died, never submitted): hand it out again;
-        * its job succeeded while no manager listened: take the result the manager recorded, or,
-          if none was recorded, hand it out again to be trained;
+        * a job of it is still running (a re-run after the resume): wait for it;
+        * its job succeeded while no manager listened and no result was recorded: hand it out again;
         * its job ended otherwise: the candidate failed.
+
+        A result that also arrives through ``import_data`` is then ignored: the candidate is settled.
         """
         assert self._driver is not None
         submitted = rest.submitted_keys(jobs, CANDIDATE_FIELD)
+        live = rest.submitted_keys([j for j in jobs if str(j.get("status")) not in rest.ENDED_STATUSES],
+                                   CANDIDATE_FIELD)
         ended = rest.ended_candidates(jobs, CANDIDATE_FIELD)
         for arch in self._driver.orphans:
             digest = candidate_hash(self._driver.space.key(arch))
+            value = rest.final_value_for(jobs, CANDIDATE_FIELD, digest)
+            if value is not None:
+                self._record(arch, result_from_value(value), "orphan settled from the manager's trial list", value)
+                continue
             job = ended.get(digest)
-            if digest not in submitted or (job is not None and job.get("status") == "SUCCEEDED"
-                                           and rest.final_value(job) is None):
+            if digest not in submitted or (digest not in live and job is not None and job.get("status") == "SUCCEEDED"):
                 if self._driver.resend(arch):
                     _logger.warning("candidate %s has no trial or lost its result: proposing it again", digest)
                 continue
-            if job is None:
+            if digest in live or job is None:
                 continue  # still running
-            value = rest.final_value(job)
-            if job.get("status") == "SUCCEEDED":
-                result = result_from_value(value)
-            else:
-                result = TrialResult.failed(f"trial re-run after resume ended as {job.get('status')} without a result")
-            self._record(arch, result, "orphan settled from the manager's trial list", value)
+            result = TrialResult.failed(f"trial re-run after resume ended as {job.get('status')} without a result")
+            self._record(arch, result, "orphan settled from the manager's trial list")
         self._after_result()
         return bool(self._driver.orphans)
 
