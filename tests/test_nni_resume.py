@@ -3,6 +3,7 @@
 import atexit
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -100,8 +101,10 @@ def check_against_uninterrupted(exp_dir, jobs):
     assert results.best()[0].result.fitness == max(r.result.fitness for r in results.records if r.result.ok)
 
 
-def interrupt_and_resume(make_toy_config, after_results: int, interrupt, *, loaded: bool = False) -> None:
-    """Start the search, interrupt it once ``after_results`` trials succeeded, resume with nnictl.
+def interrupt_and_resume(make_toy_config, after_results: int, interrupt, *, loaded: bool = False,
+                         launcher: bool = False) -> None:
+    """Start the search, interrupt it once ``after_results`` trials succeeded, resume with nnictl
+    (``launcher``: with ``python -m nas_core search --resume``, which waits for the end).
 
     ``loaded``: keep the CPUs busy from the interruption until the resumed search ends.
     """
@@ -116,9 +119,16 @@ def interrupt_and_resume(make_toy_config, after_results: int, interrupt, *, load
             interrupt(exp)
             before = len(load_results(state_path_of(exp_dir)).records)
             assert after_results <= before < 12  # interrupted mid-search, with the results so far persisted
-            port2 = free_port()
-            resume(exp_id, port2)
-            status, jobs = wait_for(port2, lambda status, jobs: status in ("DONE", "ERROR"), timeout=600)
+            if launcher:
+                code, out, err = launch_resume(config, exp_id)
+                assert code == 0, out + err
+                status = "DONE" if f"experiment {exp_id} DONE: " in out else out
+                count = int(re.search(r"(\d+) succeeded", out).group(1))
+                jobs = [{"status": "SUCCEEDED"}] * count
+            else:
+                port2 = free_port()
+                resume(exp_id, port2)
+                status, jobs = wait_for(port2, lambda status, jobs: status in ("DONE", "ERROR"), timeout=600)
     finally:
         subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=120)
     assert status == "DONE"
@@ -131,6 +141,14 @@ def test_stop_then_resume_continues_exactly(make_toy_config):
         subprocess.run([NNICTL, "stop", exp.id], capture_output=True, timeout=120, check=True)
 
     interrupt_and_resume(make_toy_config, 3, stop)
+
+
+@pytest.mark.slow
+def test_stop_then_resume_through_our_launcher_continues_exactly(make_toy_config):
+    def stop(exp):
+        subprocess.run([NNICTL, "stop", exp.id], capture_output=True, timeout=120, check=True)
+
+    interrupt_and_resume(make_toy_config, 3, stop, launcher=True)
 
 
 @pytest.mark.slow
@@ -241,3 +259,12 @@ def test_resume_with_a_damaged_state_file_is_refused_with_the_reason_and_stops_c
         assert "NNI error: Tuner error: cannot resume: the search state " in err and "does not fit this search" in err
     finally:
         subprocess.run([NNICTL, "stop", exp_id], capture_output=True, timeout=120)
+
+
+def test_search_resume_of_an_experiment_that_is_not_there_is_one_line(make_toy_config, capsys):
+    from nas_core.cli import main
+
+    config = config_for(make_toy_config)
+    assert main(["search", str(config), "--resume", "nosuchexp", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --resume 'nosuchexp': no experiment of that id under ") and err.count("\n") == 1
