@@ -323,3 +323,17 @@ def test_an_orphan_is_settled_by_the_result_the_manager_holds_not_by_a_job_statu
     assert again.check_orphans([job(a, "USER_CANCELED"), job(a, "SUCCEEDED")]) is False
     assert sorted(r.result.fitness for r in again._driver.records) == [1.0, 6.0]
     assert all(r.result.ok for r in again._driver.records)
+
+
+def test_cancel_unfinished_cancels_running_trials_until_every_job_has_ended(monkeypatch):
+    """After a fatal tuner error NNI stops following its trials; a re-submitted one may start later."""
+    looks = iter([
+        [{"trialJobId": "a", "status": "RUNNING"}, {"trialJobId": "b", "status": "ADD_RESUMED"}],
+        [{"trialJobId": "a", "status": "USER_CANCELED"}, {"trialJobId": "b", "status": "RUNNING"}],
+        [{"trialJobId": "a", "status": "USER_CANCELED"}, {"trialJobId": "b", "status": "USER_CANCELED"}],
+    ])
+    deleted = []
+    monkeypatch.setattr(rest, "get", lambda port, api, **kw: next(looks))
+    monkeypatch.setattr(rest, "request", lambda port, method, api, *a, **kw: deleted.append((method, api)))
+    assert rest.cancel_unfinished(1234, delay=0) == 2
+    assert deleted == [("DELETE", "trial-jobs/a"), ("DELETE", "trial-jobs/b")]

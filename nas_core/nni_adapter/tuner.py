@@ -590,9 +590,6 @@ class StrategyTuner(Tuner):
         """
         self._fatal = message
         _logger.error(message)
-        port = rest.port_from_channel(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
-        if port is not None:
-            threading.Thread(target=rest.cancel_unfinished, args=(port,), daemon=True, name="cancel-trials").start()
         try:
             from nni.runtime.msg_dispatcher_base import MsgDispatcherBase
 
@@ -602,6 +599,9 @@ class StrategyTuner(Tuner):
                     break
         except Exception:
             _logger.exception("could not report the error to the NNI manager")
+        port = rest.port_from_channel(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
+        if port is not None:
+            threading.Thread(target=rest.cancel_unfinished, args=(port,), daemon=True, name="cancel-trials").start()
 
     # ------------------------------------------------------------------- state
     def _owner_path(self) -> Path:
