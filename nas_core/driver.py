@@ -209,7 +209,7 @@ class SearchDriver:
         ids), or, for an architecture never asked, replays it into the strategy (history replay on
         resume). A result for an architecture already known is ignored ("duplicate"), except a
         success arriving after a failure was recorded for it, which replaces the failure as the
-        stored result without telling the strategy twice ("upgraded").
+        stored result, in its record's place, without telling the strategy twice ("upgraded").
         """
         canonical = self.space.validate(arch)
         key = self.space.key(canonical)
