@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .driver import Record, best_records, counted_records, declared_pareto, pareto_front
+from .driver import Record, best_records, counted_records, declared_pareto, one_record_per_candidate, pareto_front
 from .errors import UserError
 from .evaluator import Metric, declaration_of
 from .space import SearchSpace
@@ -82,7 +82,7 @@ def load_results(location: str | Path) -> SearchResults:
     try:
         state = read_json(state_file)
         driver_state = state["driver"]
-        records = [Record.from_json(r) for r in driver_state["records"]]
+        records = one_record_per_candidate(Record.from_json(r) for r in driver_state["records"])
         results = SearchResults(state_file, None, records, state.get("evaluator") or driver_state.get("evaluator"))
         _ = results.pareto_metrics  # a malformed saved declaration is told here, naming the file
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:

@@ -253,3 +253,17 @@ def test_a_history_saved_with_a_candidate_twice_is_read_with_one_record_per_cand
     again.load_state_dict(state)
     assert [(r.candidate_id, r.result.fitness) for r in again.records] == [(0, 4.0)]
     assert again.best()[0].result.fitness == 4.0
+
+
+def test_the_report_reads_such_a_history_with_one_record_per_candidate_too(tmp_path):
+    from nas_core.results import load_results
+    from nas_core.state_io import write_json_atomic
+
+    d = driver(A, B)
+    d.ask(1)
+    d.fail(1, "no result")
+    state = d.state_dict()
+    state["records"].append(dict(state["records"][0], result=ok(4.0).to_json()))
+    write_json_atomic(tmp_path / "state.json", {"driver": state})
+    results = load_results(tmp_path / "state.json")
+    assert [(r.candidate_id, r.result.fitness) for r in results.records] == [(0, 4.0)]
