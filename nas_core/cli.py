@@ -292,16 +292,20 @@ def default_output(location: Path) -> Path:
 
 def load_any_results(location: Path, state: Path | None = None) -> SearchResults:
     """The search state at ``state`` (default: looked for in ``location``), or, for an experiment
-    without one (run with NNI's own tuners), the records rebuilt from NNI's trial database."""
+    without one (run with NNI's own tuners), the records rebuilt from NNI's trial database.
+
+    Only a missing state falls back to the database: a state file that cannot be read is an
+    error naming it, never silently replaced by NNI's view of the trials."""
     from .nni_adapter.nni_records import database_of, load_nni_results
-    from .results import ResultsError, load_results
+    from .results import ResultsError, find_state_file, load_results
 
     try:
-        return load_results(state if state is not None else location)
+        state_file = find_state_file(state if state is not None else location)
     except ResultsError:
-        if (state is not None and state.exists()) or database_of(location) is None:
+        if database_of(location) is None:
             raise
-    return load_nni_results(location)
+        return load_nni_results(location)
+    return load_results(state_file)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

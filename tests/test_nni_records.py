@@ -169,3 +169,20 @@ def test_a_search_state_of_ours_wins_over_the_trial_database(tmp_path):
     write_json_atomic(state, {"driver": {"records": [ours.to_json()]}})
     assert load_any_results(folder, state).source == state
     assert load_any_results(folder).records == [ours]
+
+
+def test_a_corrupt_search_state_is_an_error_naming_it_not_a_fall_back_to_the_trial_database(tmp_path, capsys):
+    from nas_core.cli import load_any_results
+
+    folder = build_experiment(tmp_path / "exp1")
+    state = folder / "checkpoint" / "nas_search_state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text('{"driver": {"records": [')  # cut short, as by a full disk
+    for given in (None, state):
+        with pytest.raises(ResultsError, match="not a readable search state") as caught:
+            load_any_results(folder, given)
+        assert str(state) in str(caught.value)
+    assert main(["report", str(folder), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(state) in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
