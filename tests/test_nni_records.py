@@ -99,7 +99,7 @@ def test_records_come_from_the_trial_database(tmp_path):
     assert a.result.metrics == {"accuracy": 0.7}
     assert b.result.status == "early_stopped" and b.result.metrics == {"accuracy": 0.99} and b.result.fitness is None
     assert "after 2 per-epoch results" in str(b.result.reason)
-    assert c.result.status == "failed" and "ended FAILED without a result" in str(c.result.reason)
+    assert c.result.status == "failed" and "ended FAILED without a final result" in str(c.result.reason)
     assert "/x/trials/jobC/trial.log" in str(c.result.reason)
     assert d.arch == {"depth": 2, "act": "tanh"} and d.result.fitness == 0.6  # what it trained, not its own form
     assert f.result.status == "failed" and f.result.reason == "loss diverged"
@@ -186,3 +186,123 @@ def test_a_corrupt_search_state_is_an_error_naming_it_not_a_fall_back_to_the_tri
     err = capsys.readouterr().err.strip()
     assert str(state) in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_after_a_resume_an_old_trial_keeps_its_own_architecture_and_every_candidate_number_is_unique(tmp_path):
+    """A resume starts NNI's parameter ids and Trial Nos. again: job N (after it) reuses job A's
+    parameter id 1 and Trial No. 1; A's result still belongs to what A trained."""
+    db = Db(tmp_path)
+    db.event("jobA", "WAITING", 1, 1, {"depth": 1, "act": "relu"})
+    db.event("jobA", "RUNNING", 1)
+    db.metric("jobA", 1, "FINAL", 0, 0.9)
+    db.event("jobA", "SUCCEEDED", 1)
+    db.event("jobN", "WAITING", 1, 1, {"depth": 3, "act": "tanh"})
+    db.event("jobN", "RUNNING", 1)
+    db.metric("jobN", 1, "FINAL", 0, 0.1)
+    db.event("jobN", "SUCCEEDED", 1)
+    db.event("", "IMPORT_DATA", None)  # what `nnictl experiment import` stores: no trial
+    db.close()
+    results = load_nni_results(tmp_path)
+    by_job = {r.trial_id: r for r in results.records}
+    assert sorted(by_job) == ["jobA", "jobN"]
+    assert by_job["jobA"].arch == {"depth": 1, "act": "relu"} and by_job["jobA"].result.fitness == 0.9
+    assert by_job["jobN"].arch == {"depth": 3, "act": "tanh"} and by_job["jobN"].result.fitness == 0.1
+    assert results.best(1)[0].arch == {"depth": 1, "act": "relu"}
+    assert (by_job["jobA"].candidate_id, by_job["jobN"].candidate_id) == (1, 2)
+    assert (by_job["jobA"].external_number, by_job["jobN"].external_number) == (1, 1)  # the Trial Nos. NNI shows
+    assert any("numbered after the largest" in note for note in results.notes)
+
+
+def test_a_swap_is_looked_up_only_among_the_jobs_of_the_run_it_ran_in(tmp_path):
+    """Before the stop, jobs B and C trained each other's parameters while R ran; the resume re-submits R (whose
+    parameter id 1 is the largest it re-submits) and numbers new jobs Q and N from id 2 and Trial No. 1 again;
+    R and Q then train each other's parameters."""
+    db = Db(tmp_path)
+    db.event("jobR", "WAITING", 0, 1, {"depth": 1, "act": "tanh"})
+    db.event("jobB", "WAITING", 1, 2, {"depth": 1, "act": "relu"})
+    db.event("jobC", "WAITING", 2, 3, {"depth": 2, "act": "relu"})
+    db.metric("jobB", 3, "FINAL", 0, 0.5)
+    db.event("jobB", "SUCCEEDED", 1)
+    db.metric("jobC", 2, "FINAL", 0, 0.4)
+    db.event("jobC", "SUCCEEDED", 2)
+    db.event("jobR", "ADD_RESUMED", None)
+    db.event("jobQ", "WAITING", 1, 2, {"depth": 3, "act": "tanh"})
+    db.event("jobN", "WAITING", 2, 3, {"depth": 3, "act": "relu"})
+    db.metric("jobR", 2, "FINAL", 0, 0.3)
+    db.event("jobR", "SUCCEEDED", 0)
+    db.metric("jobQ", 1, "FINAL", 0, 0.2)
+    db.event("jobQ", "SUCCEEDED", 1)
+    db.metric("jobN", 3, "FINAL", 0, 0.1)
+    db.event("jobN", "SUCCEEDED", 2)
+    db.close()
+    records = load_nni_results(tmp_path).records
+    assert {r.trial_id: r.arch for r in records} == {
+        "jobB": {"depth": 2, "act": "relu"}, "jobC": {"depth": 1, "act": "relu"}, "jobR": {"depth": 3, "act": "tanh"},
+        "jobQ": {"depth": 1, "act": "tanh"}, "jobN": {"depth": 3, "act": "relu"}}
+    assert sorted(r.candidate_id for r in records) == [0, 1, 2, 3, 4]
+
+
+def test_events_are_replayed_as_nni_replays_them(tmp_path):
+    """USER_TO_CANCEL is USER_CANCELED, ADD_CUSTOMIZED (no job id) is no trial, ADD_HYPERPARAMETER keeps the status."""
+    db = Db(tmp_path)
+    db.event("", "ADD_CUSTOMIZED", None, 9, {"depth": 2, "act": "tanh"})
+    db.event("jobA", "WAITING", 0, 0, {"depth": 1, "act": "relu"})
+    db.event("jobA", "RUNNING", 0)
+    db.event("jobA", "USER_TO_CANCEL", None)
+    db.event("jobB", "WAITING", 1, 1, {"depth": 2, "act": "relu"})
+    db.event("jobB", "RUNNING", 1)
+    db.metric("jobB", 1, "FINAL", 0, 0.5)
+    db.event("jobB", "SUCCEEDED", 1)
+    db.event("jobB", "ADD_HYPERPARAMETER", None, 7, {"depth": 3, "act": "relu"})
+    db.close()
+    results = load_nni_results(tmp_path)
+    by_job = {r.trial_id: r for r in results.records}
+    assert sorted(by_job) == ["jobA", "jobB"]
+    assert by_job["jobA"].result.status == "failed" and "USER_CANCELED" in str(by_job["jobA"].result.reason)
+    assert by_job["jobB"].result.ok and by_job["jobB"].arch == {"depth": 2, "act": "relu"}
+    assert not any("not ended" in note for note in results.notes)
+
+
+@pytest.mark.parametrize("status, metrics, assessor", [
+    ("EARLY_STOPPED", [("PERIODICAL", 0.3), ("FINAL", {"default": 0.8, "accuracy": 0.8})], None),
+    ("EARLY_STOPPED", [("PERIODICAL", 0.3), ("PERIODICAL", 0.4)], None),
+    ("USER_CANCELED", [("PERIODICAL", 0.3)], "Medianstop"),
+    ("USER_CANCELED", [("PERIODICAL", 0.3)], None),
+    ("FAILED", [("FINAL", {"default": 0.0, "status": "failed", "reason": "loss diverged"})], None),
+    ("SYS_CANCELED", [], None),
+    ("SUCCEEDED", [], None),
+    ("SUCCEEDED", [("FINAL", 0.6)], None),
+])
+def test_the_trial_database_and_the_tuner_read_a_job_the_same_way(tmp_path, status, metrics, assessor):
+    """`report` on NNI's database and the tuner asking the manager give one job one result."""
+    from nas_core.nni_adapter import trial_outcome
+
+    db = Db(tmp_path)
+    if assessor:
+        db.db.execute("UPDATE ExperimentProfile SET params = ?", (json.dumps(
+            {"searchSpace": SPACE, "tuner": {"name": "TPE"}, "assessor": {"name": assessor}}),))
+    db.event("jobA", "WAITING", 0, 0, {"depth": 1, "act": "relu"})
+    db.event("jobA", "RUNNING", 0)
+    rows = []
+    for sequence, (kind, value) in enumerate(metrics):
+        db.metric("jobA", 0, kind, sequence, value)
+        rows.append({"parameterId": "0", "type": kind, "sequence": sequence, "data": json.dumps(json.dumps(value))})
+    db.event("jobA", status, 0)
+    db.close()
+    (record,) = load_nni_results(tmp_path).records
+    job = {"trialJobId": "jobA", "status": status, "logPath": "/x/trials/jobA", "hyperParameters": [
+        json.dumps({"parameter_id": 0, "parameters": {"depth": 1, "act": "relu"}, "parameter_index": 0})]}
+    ended = trial_outcome.outcome(job, rows, assessor=assessor)
+    assert ended is not None and record.result == ended.result
+
+
+def test_non_numeric_values_in_a_final_result_are_left_out_and_the_notes_say_which(tmp_path):
+    db = Db(tmp_path)
+    db.event("jobA", "WAITING", 0, 0, {"depth": 1, "act": "relu"})
+    db.metric("jobA", 0, "FINAL", 0, {"default": 0.7, "loss": 0.2, "model_path": "/ckpt/a.pt", "note": None})
+    db.event("jobA", "SUCCEEDED", 0)
+    db.close()
+    results = load_nni_results(tmp_path)
+    (record,) = results.records
+    assert record.result.ok and record.result.fitness == 0.7 and record.result.metrics == {"loss": 0.2}
+    assert any("left out of the metrics: model_path, note" in note for note in results.notes)

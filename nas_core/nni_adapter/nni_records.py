@@ -6,16 +6,20 @@ status changes, its parameters, its Trial No. as ``sequenceId``) and the ``Metri
 (every per-epoch and final result, with the parameter id the trial really trained). Reading that
 file with the standard library works on a stopped experiment, without starting the manager.
 
-Each ended trial becomes one :class:`~nas_core.driver.Record`: ``candidate_id`` is its Trial No.,
-``trial_id`` its NNI job id, the architecture is the parameters it trained (less the tuner's
-``_candidate`` field), and the result is
+The events are replayed into job records as NNI's manager does for its ``trial-jobs`` API
+(``getTrialJobsByReplayEvents`` in ``nni_node/core/nniDataStore.js``), and each ended job becomes
+one :class:`~nas_core.driver.Record` through the same :func:`~.trial_outcome.outcome` the tuner
+uses: ``trial_id`` is its NNI job id, ``candidate_id`` its Trial No. (unique: NNI numbers again
+after a resume, so a number already taken goes after the largest, and the notes say so), the
+architecture the parameters it trained (less the tuner's ``_candidate`` field), and the result
+as :mod:`.trial_outcome` says (a ``USER_CANCELED`` job of an experiment with an assessor is an early
+stop whose reason says a user may also have cancelled it). Only numeric metrics of a final result
+are kept (NNI's own trials often report text beside them; the notes name what was left out).
 
-* SUCCEEDED with a final result: the final dict's ``default`` as fitness and its other numeric
-  keys as metrics (a final with ``status: failed`` is a failure with its reason);
-* EARLY_STOPPED: early-stopped, with the metrics of its last per-epoch result; so is USER_CANCELED
-  when the experiment has an assessor (NNI 3.0's local training service lists many assessor stops
-  that way; the reason says it may also have been a user);
-* anything else (FAILED, cancelled, succeeded without a final result): failed, saying so.
+What a job trained: the candidate its final result echoes; else its own parameters when its
+results carry its own parameter id; else (NNI's local service can hand a job another job's
+parameters) those of the job with the id its results carry, among the jobs of the run it last ran
+in (between resumes: a resume starts the parameter ids again, after those of the trials it re-submits).
 
 Trials still waiting or running are left out. The fitness is maximised: when the experiment's
 tuner minimised (``classArgs.optimize_mode: minimize``), the fitness is the negated ``default``
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,15 +40,15 @@ from ..results import ResultsError, SearchResults
 from ..space import InvalidArchitectureError, InvalidSpaceError, SearchSpace
 from ..strategy import TrialResult
 from .trial import CANDIDATE_FIELD, RESULT_FIELDS, split_parameters
-from .trial_outcome import decode_metric, early_stopped_result, last_epoch_metrics
+from .trial_outcome import decode_metric, int_or_none, is_number, job_form, outcome, result_from_value
 
 DATABASE = Path("db") / "nni.sqlite"
 """The trial database's place inside an NNI experiment directory."""
 
-NOT_ENDED = frozenset({"WAITING", "RUNNING", "UNKNOWN", "ADD_RESUMED"})
-"""Job statuses of a trial that has not ended (left out of the records)."""
-_NOT_STATUSES = frozenset({"ADD_CUSTOMIZED", "ADD_HYPERPARAMETER"})
-"""Events in ``TrialJobEvent`` that are not status changes."""
+_REPLAYED_STATUS = {"USER_TO_CANCEL": "USER_CANCELED", "ADD_CUSTOMIZED": "WAITING"}
+"""Events NNI's replay turns into another status (``getJobStatusByLatestEvent``)."""
+_NOT_STATUSES = frozenset({"ADD_HYPERPARAMETER"})
+"""Events that leave a job's status as it was."""
 
 
 def database_of(location: str | Path) -> Path | None:
@@ -57,111 +61,119 @@ def database_of(location: str | Path) -> Path | None:
 
 @dataclass
 class _Job:
-    job_id: str
-    sequence: int | None = None
-    parameter_id: int | None = None
-    parameters: dict[str, Any] | None = None
-    status: str | None = None
-    log_path: str | None = None
-    final: tuple[int | None, Any] | None = None  # (parameter id, value)
-    periodical: list[tuple[int, int | None, Any]] = field(default_factory=list)  # (sequence, parameter id, value)
+    """One trial job replayed from the events, in the shape of a ``trial-jobs`` record, with the
+    runs (between resumes) it belongs to and its metric rows."""
+
+    record: dict[str, Any]
+    runs: set[int] = field(default_factory=set)
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+def _replay(events: Sequence[tuple[Any, ...]]) -> list[_Job]:
+    """Jobs from ``(trialJobId, event, data, logPath, sequenceId)`` rows in the order stored, as
+    NNI's replay builds them: rows without a job id (IMPORT_DATA, ADD_CUSTOMIZED) are no trial,
+    the first sequence id and every distinct ``parameter_index`` kept.
+
+    A run starts again where the manager resumed: it marks re-submitted jobs ``ADD_RESUMED`` and
+    numbers new jobs again (from one past the largest re-submitted Trial No.), so a new job whose
+    Trial No. is not above every earlier one, or the first new job after ``ADD_RESUMED`` events,
+    opens a new run. A re-submitted job belongs to its first run and to the one it resumed into.
+    """
+    jobs: dict[str, _Job] = {}
+    indexes: dict[str, set[Any]] = {}
+    run, top, resumed = 0, -1, False
+    for job_id, event, data, log_path, sequence in events:
+        if not job_id:
+            continue
+        event = str(event)
+        job = jobs.get(job_id)
+        if job is None:
+            number = int_or_none(sequence)
+            if resumed or (number is not None and number <= top):
+                run, top, resumed = run + 1, -1, False
+            top = max(top, number if number is not None else top)
+            job = jobs[job_id] = _Job({"trialJobId": job_id, "status": "UNKNOWN", "hyperParameters": []}, {run})
+        if event == "ADD_RESUMED":
+            resumed = True
+            job.runs.add(run + 1)
+        if event not in _NOT_STATUSES:
+            job.record["status"] = _REPLAYED_STATUS.get(event, event)
+        if log_path:
+            job.record["logPath"] = log_path
+        if data and str(data).strip():
+            try:
+                form = json.loads(data)
+            except ValueError:
+                form = None
+            if isinstance(form, dict) and form.get("parameter_index") not in indexes.setdefault(job_id, set()):
+                indexes[job_id].add(form.get("parameter_index"))
+                job.record["hyperParameters"].append(json.dumps(form))
+        if sequence is not None and "sequenceId" not in job.record:
+            job.record["sequenceId"] = int_or_none(sequence)
+    return list(jobs.values())
 
 
-def _read(database: Path) -> tuple[dict[str, Any], dict[str, _Job]]:
-    """The experiment's latest profile parameters and its jobs, in submission order."""
+def _read(database: Path) -> tuple[dict[str, Any], list[_Job]]:
+    """The experiment's latest profile parameters and its jobs, in the order NNI stored them."""
     uri = f"{database.resolve().as_uri()}?mode=ro"
     connection = sqlite3.connect(uri, uri=True, timeout=10.0)
     try:
         row = connection.execute("SELECT params FROM ExperimentProfile ORDER BY revision DESC LIMIT 1").fetchone()
         profile = json.loads(row[0]) if row and row[0] else {}
-        jobs: dict[str, _Job] = {}
-        for job_id, event, data, log_path, sequence in connection.execute(
-                "SELECT trialJobId, event, data, logPath, sequenceId FROM TrialJobEvent ORDER BY timestamp, rowid"):
-            job = jobs.setdefault(job_id, _Job(job_id))
-            if job.sequence is None and sequence is not None:
-                job.sequence = int(sequence)
-            job.log_path = log_path or job.log_path
-            if data and job.parameters is None:
-                try:
-                    form = json.loads(data)
-                except ValueError:
-                    form = None
-                if isinstance(form, dict) and isinstance(form.get("parameters"), dict):
-                    job.parameters = form["parameters"]
-                    job.parameter_id = _int_or_none(form.get("parameter_id"))
-            if event not in _NOT_STATUSES:
-                job.status = str(event)
+        jobs = _replay(connection.execute(
+            "SELECT trialJobId, event, data, logPath, sequenceId FROM TrialJobEvent ORDER BY rowid").fetchall())
+        by_id = {job.record["trialJobId"]: job for job in jobs}
         for job_id, parameter_id, kind, sequence, data in connection.execute(
-                "SELECT trialJobId, parameterId, type, sequence, data FROM MetricData ORDER BY timestamp, rowid"):
-            job = jobs.get(job_id)
-            try:
-                value = decode_metric(data)
-            except ValueError:
-                continue
-            if job is None:
-                continue
-            if kind == "FINAL":
-                job.final = (_int_or_none(parameter_id), value)
-            elif kind == "PERIODICAL":
-                job.periodical.append((int(sequence or 0), _int_or_none(parameter_id), value))
+                "SELECT trialJobId, parameterId, type, sequence, data FROM MetricData ORDER BY rowid"):
+            if job_id in by_id:
+                by_id[job_id].rows.append({"parameterId": parameter_id, "type": kind, "sequence": sequence, "data": data})
     finally:
         connection.close()
     return profile if isinstance(profile, dict) else {}, jobs
 
 
-def _final_result(value: Any, sign: float) -> TrialResult:
-    if isinstance(value, Mapping):
-        if value.get("status") == "failed":
-            return TrialResult.failed(str(value.get("reason") or "trial reported failure"), value)
-        metrics = {k: v for k, v in value.items() if k not in RESULT_FIELDS}
-        fitness = value.get("default")
-    else:
-        metrics, fitness = {}, value
-    if isinstance(fitness, (int, float)) and not isinstance(fitness, bool):
-        fitness = sign * fitness
-    return TrialResult.succeeded(metrics, fitness)  # type: ignore[arg-type]
+def _trained_parameters(job: _Job, trained: int | None, jobs: Sequence[_Job],
+                        by_candidate: Mapping[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The parameters ``job`` trained (see the module's docstring); ``trained`` is the parameter id
+    its results carry."""
+    value = _final_value(job)
+    echoed = value.get("candidate") if isinstance(value, Mapping) else None
+    if echoed is not None and str(echoed) in by_candidate:
+        return by_candidate[str(echoed)]
+    own_id, own = job_form(job.record)
+    if trained is None or trained == own_id:
+        return own
+    run = max(job.runs)  # the run it last ran in, whose ids its results carry
+    for other in jobs:
+        if other is not job and run in other.runs:
+            other_id, params = job_form(other.record)
+            if other_id == trained and params is not None:
+                return params
+    return own
 
 
-def _result_of(job: _Job, sign: float, assessor: str | None) -> TrialResult:
-    status = job.status or "UNKNOWN"
-    log = f" (its log: {job.log_path}/trial.log)" if job.log_path else ""
-    if job.final is not None and status in ("SUCCEEDED", "FAILED"):
-        return _final_result(job.final[1], sign)
-    last = sorted(job.periodical, key=lambda p: p[0])
-    metrics = last_epoch_metrics(last[-1][2]) if last else {}
-    if status == "EARLY_STOPPED":
-        return early_stopped_result(len(last), metrics)
-    if status == "USER_CANCELED" and assessor:
-        # NNI 3.0's local training service lists many of its assessor's stops as USER_CANCELED.
-        return early_stopped_result(len(last), metrics, by=f"its assessor {assessor} or by a user (NNI lists both as "
-                                                           "USER_CANCELED)")
-    if status == "SUCCEEDED":
-        return TrialResult.failed(f"trial succeeded but reported no final result{log}")
-    return TrialResult.failed(f"trial ended {status} without a result{log}")
+class _NumericFinal:
+    """Turns a final result into a :class:`TrialResult` keeping only its numeric metrics (and
+    negating the fitness for a minimising tuner); remembers the names it left out."""
 
+    def __init__(self, sign: float) -> None:
+        self.sign = sign
+        self.dropped: set[str] = set()
 
-def _parameters_of(job: _Job, by_id: Mapping[int, dict[str, Any]], by_candidate: Mapping[str, dict[str, Any]]
-                   ) -> dict[str, Any] | None:
-    """What the job trained: the candidate its final result echoes, else the parameters of the
-    id its results carry (NNI's local service can hand a job another job's parameters), else its own."""
-    if job.final is not None:
-        value = job.final[1]
-        echoed = value.get("candidate") if isinstance(value, Mapping) else None
-        if echoed in by_candidate:
-            return by_candidate[echoed]
-        if job.final[0] in by_id:
-            return by_id[job.final[0]]  # type: ignore[index]
-    for _, parameter_id, _ in reversed(job.periodical):
-        if parameter_id in by_id:
-            return by_id[parameter_id]  # type: ignore[index]
-    return job.parameters
+    def __call__(self, value: Any) -> TrialResult:
+        if isinstance(value, Mapping) and value.get("status") != "failed":
+            kept = {}
+            for name, item in value.items():
+                if name in RESULT_FIELDS or is_number(item):
+                    kept[name] = item
+                else:
+                    self.dropped.add(str(name))
+            value = kept
+            if is_number(value.get("default")):
+                value["default"] = self.sign * value["default"]
+        elif is_number(value):
+            value = self.sign * value
+        return result_from_value(value)
 
 
 def load_nni_results(location: str | Path) -> SearchResults:
@@ -191,19 +203,23 @@ def load_nni_results(location: str | Path) -> SearchResults:
     if sign < 0:
         notes.append("the experiment's tuner minimised the trials' `default` value: fitness here is its negative")
 
-    by_id = {job.parameter_id: job.parameters for job in jobs.values()
-             if job.parameter_id is not None and job.parameters is not None}
-    by_candidate = {str(p[CANDIDATE_FIELD]): p for p in by_id.values() if CANDIDATE_FIELD in p}
+    by_candidate: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        params = job_form(job.record)[1]
+        if params is not None and CANDIDATE_FIELD in params:
+            by_candidate[str(params[CANDIDATE_FIELD])] = params
+    from_final = _NumericFinal(sign)
     records: list[Record] = []
     evaluator: dict[str, Any] | None = None
-    left_out = 0
-    ordered = sorted(jobs.values(), key=lambda j: (j.sequence is None, j.sequence or 0))
-    for position, job in enumerate(ordered):
-        if job.status in NOT_ENDED or job.status is None:
-            left_out += 1
-            continue
-        parameters = _parameters_of(job, by_id, by_candidate)
-        if parameters is None:
+    left_out = renumbered = 0
+    ordered = sorted(jobs, key=lambda j: (min(j.runs), j.record.get("sequenceId") is None, j.record.get("sequenceId") or 0))
+    taken = {j.record["sequenceId"] for j in ordered if j.record.get("sequenceId") is not None}
+    next_free = max(taken, default=-1) + 1
+    used: set[int] = set()
+    for job in ordered:
+        ended = outcome(job.record, job.rows, assessor=assessor, from_final=from_final)
+        parameters = _trained_parameters(job, ended.trained, jobs, by_candidate) if ended is not None else None
+        if ended is None or parameters is None:
             left_out += 1
             continue
         arch, _ = split_parameters(parameters)
@@ -213,17 +229,39 @@ def load_nni_results(location: str | Path) -> SearchResults:
                 arch = space.validate(arch)
         except InvalidArchitectureError:
             key = json.dumps(arch, sort_keys=True, separators=(",", ":"))
-        value = job.final[1] if job.final is not None else None
+        value = _final_value(job)
         if evaluator is None and isinstance(value, Mapping) and isinstance(value.get("evaluator"), dict):
             evaluator = dict(value["evaluator"])
-        candidate = job.sequence if job.sequence is not None else position
-        records.append(Record(candidate, job.job_id, arch, key, _result_of(job, sign, assessor), "trained",
-                              external_id=job.job_id, external_number=job.sequence))
+        number = job.record.get("sequenceId")
+        candidate = number
+        if candidate is None or candidate in used:
+            candidate, next_free = next_free, next_free + 1
+            renumbered += 1
+        used.add(candidate)
+        records.append(Record(candidate, job.record["trialJobId"], arch, key, ended.result, "trained",
+                              external_id=job.record["trialJobId"], external_number=number))
     if left_out:
         notes.append(f"{left_out} trial{'s' if left_out != 1 else ''} not ended (waiting or running) left out")
+    if renumbered:
+        notes.append(f"{renumbered} trial{'s' if renumbered != 1 else ''} had no Trial No. or one an earlier trial "
+                     "had (NNI numbers trials again after a resume): numbered after the largest")
+    if from_final.dropped:
+        notes.append("non-numeric values in the trials' final results left out of the metrics: "
+                     + ", ".join(sorted(from_final.dropped)))
     results = SearchResults(database, space, records, evaluator, notes=notes)
     try:
         _ = results.pareto_metrics  # a malformed saved declaration is told here, naming the file
     except ValueError as err:
         raise ResultsError(f"{database}: the evaluator description its trials reported is malformed ({err})") from None
     return results
+
+
+def _final_value(job: _Job) -> Any:
+    """The first final result ``job`` reported (the one NNI keeps), or None."""
+    for row in job.rows:
+        if row.get("type") == "FINAL":
+            try:
+                return decode_metric(row.get("data"))
+            except ValueError:
+                return None
+    return None
