@@ -1,4 +1,4 @@
-"""The space and evaluator suites catch what they claim to: each deliberately broken plugin fails its check.
+"""The space, evaluator and strategy suites catch what they claim to: each deliberately broken plugin fails its check.
 
 Every broken plugin here is a correct one (the tests' toy space and evaluator) with one contract
 point broken, reached by dotted path as a plugin author's would be. A suite that passed any of
@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import random
+import unittest
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,9 @@ import pytest
 
 from nas_core.evaluator import CandidateFailed, Metric, Reporter, null_reporter
 from nas_core.space import Architecture, Dimension, InvalidArchitectureError, SearchSpace
-from nas_core.testing import EvaluatorConformance, SpaceConformance
+from nas_core.strategy import TrialResult
+from nas_core.testing import EvaluatorConformance, SpaceConformance, StrategyConformance
+from tests.plugin_example_strategy import HillClimber
 from tests.toy_plugins import ToyEvaluator
 
 WORDS = ("ant", "bee", "cat", "dog", "eel", "fox")
@@ -180,3 +183,30 @@ def test_evaluator_suite_catches_each_broken_evaluator(evaluator, check, message
         return
     with pytest.raises(AssertionError, match=re.escape(message)):
         getattr(suite, check)()
+
+
+class ClimbsFromEarlyStops(HillClimber):
+    """Takes an early stop's partial accuracy for a fitness (without saying so): its best is never a
+    success, so best() and the Pareto front stay clean, but its children come from early stops."""
+
+    def _tell(self, trial_id: int, arch: Architecture, result: TrialResult) -> None:
+        super()._tell(trial_id, arch, result)
+        partial = result.metrics.get("accuracy") if result.early_stopped else None
+        if partial is not None and (self._best is None or partial > self._best[1]):
+            self._best = (arch, partial)
+
+
+class DocumentedClimbsFromEarlyStops(StrategyConformance):
+    strategy_path = f"{__name__}:ClimbsFromEarlyStops"
+    uses_early_stops = True
+
+
+def test_strategy_suite_catches_a_strategy_led_by_early_stops():
+    suite = type("Suite", (StrategyConformance,), {"strategy_path": f"{__name__}:ClimbsFromEarlyStops"})()
+    suite.test_early_stopped_never_win_and_resume()  # best and front filter early stops: this cannot tell
+    with pytest.raises(AssertionError, match="differs when early stops are told as failures"):
+        suite.test_early_stops_are_told_like_failures()
+    honest = type("Suite", (StrategyConformance,), {"strategy_path": "tests.plugin_example_strategy:HillClimber"})()
+    honest.test_early_stops_are_told_like_failures()
+    with pytest.raises(unittest.SkipTest, match="uses_early_stops"):
+        DocumentedClimbsFromEarlyStops().test_early_stops_are_told_like_failures()

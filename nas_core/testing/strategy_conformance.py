@@ -256,7 +256,9 @@ class StrategyConformance:
     * ``strategy_args`` -- constructor arguments besides ``space`` and ``seed``;
     * ``quality_budget``/``quality_fraction``/``quality_seed`` -- the stated quality check:
       with that seed, within that many trained candidates on :func:`toy_space`, the best fitness
-      reaches that fraction of the known optimum (one fixed run, no retries).
+      reaches that fraction of the known optimum (one fixed run, no retries);
+    * ``uses_early_stops`` -- True for a strategy that documents using early stops' partial metrics
+      (docs/strategies.md); every other strategy must tell an early stop exactly like a failure.
     """
 
     strategy_path: ClassVar[str | None] = None
@@ -264,6 +266,7 @@ class StrategyConformance:
     quality_budget: ClassVar[int] = 300
     quality_fraction: ClassVar[float] = 0.9
     quality_seed: ClassVar[int] = 0
+    uses_early_stops: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ to provide
     def make_strategy(self, space: SearchSpace, seed: int) -> Strategy:
@@ -427,6 +430,33 @@ class StrategyConformance:
                 records = record_run(self.make_strategy(space, 4), score, budget=40, concurrency=concurrency,
                                      state_file=state_file, stop_after=stop_after)
         assert records == expected, "a run resumed after early-stopped results differs from the uninterrupted one"
+
+    def test_early_stops_are_told_like_failures(self) -> None:
+        """An early stop is never a parent nor steers the search: a run in which every early stop is
+        a failure instead (same reason, same partial metrics) asks exactly the same, in the same order.
+
+        ``driver.best`` and the front filter early stops themselves, so only the asks show whether
+        the strategy used one. Skipped for a strategy that opts in (``uses_early_stops``)."""
+        if self.uses_early_stops:
+            raise unittest.SkipTest(f"{type(self).__name__}.uses_early_stops: the strategy documents using early stops")
+        space = toy_space()
+        early = early_stopping_score(space)
+
+        def as_failure(arch: Architecture) -> TrialResult:
+            result = early(arch)
+            return TrialResult.failed(str(result.reason), result.metrics) if result.early_stopped else result
+
+        asks = []
+        for score in (early, as_failure):
+            strategy = self.make_strategy(space, 4)
+            answers = _spy(strategy)
+            driver = run_search(strategy, score, budget=80, concurrency=self._concurrency(), progress=False)
+            asks.append(answers)
+        assert any(not r.result.ok for r in driver.records), "the scorer should have stopped some candidates"
+        first = next((i for i, (a, b) in enumerate(zip(*asks)) if a != b), min(map(len, asks)))
+        assert asks[0] == asks[1], (
+            f"ask #{first} differs when early stops are told as failures: an early stop steered the search "
+            "(treat it as not ok, or set uses_early_stops and document it)")
 
     def test_tell_not_asked_is_accepted(self) -> None:
         """Results for ids never asked (history replay) before and during a run are accepted."""
