@@ -68,10 +68,34 @@ fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them agains
   TUNER_NO_MORE_TRIAL; an assessor's Bad verdict is only a kill sent to the manager, and NNI 3.0's
   local service may then list the trial as USER_CANCELED (``cancelTrialJob`` in
   ``training_service/v3/compat.js`` marks it early-stopped only after the stop it awaits).
-* The manager's ``trial-jobs`` (``hyperParameters``, ``status``) and ``metric-data/<job>``
-  (``parameterId``, ``type``, ``sequence``, ``data`` as the JSON of the JSON string the trial sent)
-  (:mod:`.trial_outcome`), and the same rows in the experiment's ``db/nni.sqlite`` (tables
-  ``TrialJobEvent``, ``MetricData``, ``ExperimentProfile``; :mod:`.nni_records`).
+* The manager's ``trial-jobs`` (``hyperParameters``, ``status``, ``sequenceId``, ``logPath``) and
+  ``metric-data/<job>`` (``parameterId``, ``type``, ``sequence``, ``data`` as the JSON of the JSON
+  string the trial sent) (:mod:`.trial_outcome`), and the same rows in the experiment's
+  ``db/nni.sqlite`` (tables ``TrialJobEvent``, ``MetricData``, ``ExperimentProfile``; :mod:`.nni_records`).
+  The manager stores a job's terminal event (``requestTrialJobsStatus`` in
+  ``nni_node/core/nnimanager.js``) and a trial's metrics before it sends the dispatcher TRIAL_END or
+  the metric, so the record the tuner reads on ``trial_end`` already holds the job's end.
+* ``trial-jobs`` is NNI's replay of ``TrialJobEvent`` in stored order (``getTrialJobsByReplayEvents``
+  in ``nni_node/core/nniDataStore.js``), which :mod:`.nni_records` repeats on the database: a row
+  without a job id (``IMPORT_DATA``, ``ADD_CUSTOMIZED``) is no trial; a job's status is its last
+  event, ``USER_TO_CANCEL`` read as ``USER_CANCELED``, ``ADD_CUSTOMIZED`` as ``WAITING``,
+  ``ADD_HYPERPARAMETER`` leaving it as it was; its first ``sequenceId`` (the Trial No.) is kept, and
+  every parameter set with a ``parameter_index`` not seen before is appended to ``hyperParameters``.
+* Numbering after a resume: the manager re-submits the jobs that were waiting or running (event
+  ``ADD_RESUMED``, same job id) and numbers new jobs from one past the largest Trial No. it
+  re-submitted (``addRecoveredTrialJob``; from 1 when it re-submitted none), and the dispatcher hands
+  out parameter ids from one past the largest re-submitted one (``handle_add_customized_trial``),
+  so both Trial Nos. and parameter ids repeat those of earlier trials (:mod:`.nni_records` keeps the
+  runs apart; :mod:`.trial_outcome` picks the latest job of a parameter id).
+* Where the dispatcher runs the tuner's hooks (``MsgDispatcherBase.enqueue_command``): with an
+  assessor, TRIAL_END and per-epoch metrics go to a second thread, so ``trial_end`` runs on the
+  assessor's thread, concurrently with ``receive_trial_result`` and ``generate_*`` on the main one
+  (:mod:`.tuner` holds one lock and keeps REST calls outside it); the assessor's KILL_TRIAL_JOB for
+  a job is sent from that same thread while it handles a per-epoch result, before the job's
+  TRIAL_END, so the kill is noted (:mod:`.dispatcher_hooks`) before the tuner asks how the job ended.
+* ``NNI_INCLUDE_INTERMEDIATE_RESULTS=true`` in the manager's environment: the dispatcher's
+  ``_earlystop_notify_tuner`` passes a stopped trial's last per-epoch result to the tuner as a final
+  result (it is not stored as one); :mod:`.tuner` tells it from a real final by its missing ``status``.
 * ``NNIManager.prototype.initTrainingService`` and its ``pollInterval`` field in NNI's node code
   (``manager_poll.js``): the 0.5 s loop on which the manager notices ended trials and starts
   queued ones is hard-coded; the shim lowers it after the training service sets it.
