@@ -142,7 +142,7 @@ def test_orphan_whose_rerun_failed_is_failed_so_no_barrier_waits_forever(tmp_pat
     assert again.check_orphans(running) is True
     failed = [{"status": "FAILED", "hyperParameters": [json.dumps({"parameters": b})]}]
     assert again.check_orphans(failed) is False
-    assert again._driver.records[-1].result.reason == "trial re-run after resume ended as FAILED without a result"
+    assert again._driver.records[-1].result.reason == "trial ended FAILED without a final result"
     assert filled == [5]  # the kept slot got the next batch's candidate
 
 

@@ -18,7 +18,7 @@ Modules:
 * :mod:`.trial_outcome` — why a trial ended without success (failed, cancelled, early-stopped by an
   assessor), from the manager's record of the job;
 * :mod:`.dispatcher_hooks` — the experiment kept RUNNING while the tuner holds slots at a barrier,
-  and the trials NNI's assessor kills noted as they are killed;
+  the trials NNI's assessor kills noted as they are killed, and the job id of each trial's end;
 * :mod:`.nni_records` — search records rebuilt from an experiment's own trial database
   (``db/nni.sqlite``), for ``report`` on experiments run with NNI's own tuners;
 * :mod:`.registration` — our strategies under NNI builtin tuner names.
@@ -62,7 +62,9 @@ fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them agains
   strategy finishes (``PUT experiment?update_type=MAX_TRIAL_NUM``, what the web UI does) and to
   read ``trial-jobs`` after a resume.
 * The dispatcher's ``send`` and the command codes ``NO`` (NO_MORE_TRIAL_JOBS) and ``KI``
-  (KILL_TRIAL_JOB) (:mod:`.dispatcher_hooks`), the dispatcher found as ``st_callback.__self__``
+  (KILL_TRIAL_JOB), and its ``handle_trial_end`` (looked up on the instance for every command by
+  ``MsgDispatcherBase.process_command``; its ``data`` has the ``trial_job_id`` that
+  ``tuner.trial_end`` is not given) (:mod:`.dispatcher_hooks`), the dispatcher found as ``st_callback.__self__``
   (NNI passes its bound ``send_trial_callback``): ``handle_request_trial_jobs`` says "no more
   trials" whenever a tuner answers fewer than asked, which the manager shows as
   TUNER_NO_MORE_TRIAL; an assessor's Bad verdict is only a kill sent to the manager, and NNI 3.0's
@@ -86,7 +88,7 @@ fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them agains
   re-submitted (``addRecoveredTrialJob``; from 1 when it re-submitted none), and the dispatcher hands
   out parameter ids from one past the largest re-submitted one (``handle_add_customized_trial``),
   so both Trial Nos. and parameter ids repeat those of earlier trials (:mod:`.nni_records` keeps the
-  runs apart; :mod:`.trial_outcome` picks the latest job of a parameter id).
+  runs apart; the tuner asks about a trial's end by its job id, never by its parameter id).
 * Where the dispatcher runs the tuner's hooks (``MsgDispatcherBase.enqueue_command``): with an
   assessor, TRIAL_END and per-epoch metrics go to a second thread, so ``trial_end`` runs on the
   assessor's thread, concurrently with ``receive_trial_result`` and ``generate_*`` on the main one

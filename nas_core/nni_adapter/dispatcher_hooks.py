@@ -1,8 +1,8 @@
-"""Two things NNI's dispatcher knows and does not tell the tuner, observed where it sends them.
+"""Three things NNI's dispatcher knows and does not tell the tuner, observed where it handles them.
 
 The tuner runs inside NNI's dispatcher process; the dispatcher is the object whose bound
 ``send_trial_callback`` NNI passes to the tuner as ``st_callback``. :func:`install` wraps that
-dispatcher's ``send`` once, for two reasons:
+dispatcher's ``send`` and ``handle_trial_end`` once, for three reasons:
 
 * **Keep the experiment RUNNING at a barrier.** NNI 3.0's dispatcher (``handle_request_trial_jobs``
   in ``nni/runtime/msg_dispatcher.py``) sends the manager ``NO_MORE_TRIAL_JOBS`` whenever a tuner
@@ -18,6 +18,9 @@ dispatcher's ``send`` once, for two reasons:
   ``USER_CANCELED`` rather than ``EARLY_STOPPED`` (its ``cancelTrialJob`` marks the trial early-stopped
   only after the stop it awaits, and the trial's end can come first), so the job ids the assessor
   killed are reported to the tuner as they are sent.
+* **Know which trial job ended.** ``handle_trial_end`` receives the job id from the manager but
+  calls ``tuner.trial_end`` with the parameter id alone, which a resume hands out again; the job
+  id is reported, on the same thread, just before the tuner's ``trial_end`` runs (and None after).
 """
 
 from __future__ import annotations
@@ -36,9 +39,12 @@ KILL_TRIAL_JOB = "KI"
 _MARK = "_nas_core_hooked"
 
 
-def install(st_callback: Any, *, holding: Callable[[], bool], killed: Callable[[str], None]) -> bool:
+def install(st_callback: Any, *, holding: Callable[[], bool], killed: Callable[[str], None],
+            ending: Callable[[str | None], None] | None = None) -> bool:
     """Hook the dispatcher behind ``st_callback``: skip NO_MORE_TRIAL_JOBS while ``holding()`` (called
-    in the sending thread), and call ``killed(job_id)`` for every trial job the assessor kills.
+    in the sending thread), call ``killed(job_id)`` for every trial job the assessor kills, and
+    ``ending(job_id)`` in the thread handling a trial's end just before the tuner hears of it
+    (``ending(None)`` once it has been handled).
 
     Returns whether the hooks are in place (False when ``st_callback`` is not a dispatcher's bound
     method); installing twice keeps the first.
@@ -49,6 +55,18 @@ def install(st_callback: Any, *, holding: Callable[[], bool], killed: Callable[[
         return False
     if getattr(send, _MARK, False):
         return True
+    handle_trial_end = getattr(dispatcher, "handle_trial_end", None)
+    if ending is not None and callable(handle_trial_end):
+
+        def hooked_trial_end(data: Any) -> Any:
+            job_id = data.get("trial_job_id") if isinstance(data, dict) else None
+            ending(str(job_id) if job_id is not None else None)
+            try:
+                return handle_trial_end(data)
+            finally:
+                ending(None)
+
+        dispatcher.handle_trial_end = hooked_trial_end  # looked up per command by process_command
 
     def hooked_send(command: Any, data: Any) -> Any:
         code = getattr(command, "value", command)

@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from .trial_outcome import ENDED_STATUSES, decode_metric
+
 _logger = logging.getLogger("nas_core.rest")
 
 
@@ -47,10 +49,6 @@ def submitted_keys(jobs: list[dict[str, Any]], field: str) -> set[str]:
     return keys
 
 
-ENDED_STATUSES = frozenset({"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"})
-"""A trial job's terminal statuses in NNI 3.0. Any other (WAITING, RUNNING, UNKNOWN, and
-``ADD_RESUMED``, which a trial re-submitted by a resume carries until the training service is up)
-means it has not ended yet."""
 
 
 def ended_candidates(jobs: list[dict[str, Any]], field: str) -> dict[str, dict[str, Any]]:
@@ -77,10 +75,8 @@ def final_value_for(jobs: list[dict[str, Any]], field: str, key: str) -> Any:
 def final_value(job: dict[str, Any]) -> Any:
     """The final result a job reported (the whole dict), or None."""
     for metric in job.get("finalMetricData") or []:
-        data = metric.get("data")
         try:
-            value = json.loads(data) if isinstance(data, str) else data
-            return json.loads(value) if isinstance(value, str) else value
+            return decode_metric(metric.get("data"))
         except (TypeError, ValueError):
             continue
     return None

@@ -84,16 +84,15 @@ def job_form(job: Mapping[str, Any]) -> tuple[int | None, dict[str, Any] | None]
     return None, None
 
 
-def job_of_parameter(jobs: Sequence[Mapping[str, Any]], parameter_id: int) -> Mapping[str, Any] | None:
-    """The job the manager assigned ``parameter_id`` to (the one ``trial_end`` speaks of).
-
-    Parameter ids can start again at 1 after a resume: of several such jobs, the latest one that
-    ended unsuccessfully, else the latest.
-    """
-    matching = sorted((job for job in jobs if job_form(job)[0] == parameter_id),
-                      key=lambda job: int_or_none(job.get("sequenceId")) or 0)
-    ended = [job for job in matching if str(job.get("status")) in UNSUCCESSFUL]
-    return (ended or matching or [None])[-1]
+def job_identity(job: Mapping[str, Any]) -> dict[str, Any]:
+    """The job's id and Trial No. as :meth:`~nas_core.driver.SearchDriver.complete` keeps them
+    (``external_id``, ``external_number``), for a trial that reported no final result echoing them."""
+    known: dict[str, Any] = {}
+    if job.get("trialJobId") is not None:
+        known["external_id"] = str(job["trialJobId"])
+    if int_or_none(job.get("sequenceId")) is not None:
+        known["external_number"] = int_or_none(job.get("sequenceId"))
+    return known
 
 
 def parameters_by_id(jobs: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -124,11 +123,12 @@ class Outcome:
     result: TrialResult
 
 
-def outcome(job: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], *, killed_by_assessor: bool = False,
+def outcome(job: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] | None, *, killed_by_assessor: bool = False,
             assessor: str | None = None, from_final: Callable[[Any], TrialResult] = result_from_value
             ) -> Outcome | None:
     """How ``job`` (a ``trial-jobs`` record) ended, from its metric rows (``metric-data/<job>``:
-    ``parameterId``, ``type``, ``sequence``, ``data``); None while it has not ended.
+    ``parameterId``, ``type``, ``sequence``, ``data``; None: not read, when only the job's stored
+    final result, ``finalMetricData``, is known); None while it has not ended.
 
     ``killed_by_assessor``: the dispatcher sent the assessor's kill for this job. ``assessor``: the
     experiment's assessor, when who cancelled a job is not known. ``from_final`` turns a final
@@ -137,6 +137,9 @@ def outcome(job: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], *, killed
     status = str(job.get("status"))
     if status not in ENDED_STATUSES:
         return None
+    known = rows is not None
+    if rows is None:
+        rows = [{**r, "type": "FINAL"} for r in job.get("finalMetricData") or []]
     periodical = sorted((r for r in rows if r.get("type") == "PERIODICAL"), key=lambda r: int_or_none(r.get("sequence")) or 0)
     finals = [r for r in rows if r.get("type") == "FINAL"]
     trained = int_or_none((finals[:1] or periodical[-1:] or [{}])[0].get("parameterId"))
@@ -151,36 +154,23 @@ def outcome(job: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], *, killed
             metrics = last_epoch_metrics(decode_metric(periodical[-1].get("data")))
         except ValueError:
             metrics = {}
+    epochs = len(periodical) if known else None
     if status == "EARLY_STOPPED" or (status == "USER_CANCELED" and killed_by_assessor):
-        return Outcome(trained, early_stopped_result(len(periodical), metrics,
-                                                     by="NNI's assessor" if killed_by_assessor else None))
+        return Outcome(trained, early_stopped_result(epochs, metrics, by="NNI's assessor" if killed_by_assessor else None))
     if status == "USER_CANCELED" and assessor:
         return Outcome(trained, early_stopped_result(
-            len(periodical), metrics, by=f"its assessor {assessor} or by a user (NNI lists both as USER_CANCELED)"))
+            epochs, metrics, by=f"its assessor {assessor} or by a user (NNI lists both as USER_CANCELED)"))
     log = f" (its log: {job['logPath']}/trial.log)" if job.get("logPath") else ""
     if status == "SUCCEEDED":
         return Outcome(trained, TrialResult.failed(f"trial succeeded but reported no final result{log}"))
     return Outcome(trained, TrialResult.failed(f"trial ended {status} without a final result{log}"))
 
 
-def unsuccessful_outcome(job: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
-                         from_final: Callable[[Any], TrialResult] = result_from_value, *,
-                         killed_by_assessor: bool = False) -> tuple[int | None, TrialResult | None]:
-    """(parameter id the job trained, its result) for an ended ``job``: :func:`outcome` as a pair,
-    the parameter id falling back to the job's own; the result is None while it has not ended."""
-    ended = outcome(job, rows, killed_by_assessor=killed_by_assessor, from_final=from_final)
-    trained = ended.trained if ended is not None and ended.trained is not None else None
-    if trained is None:
-        trained = job_form(job)[0]
-    return trained, ended.result if ended is not None else None
-
-
 def early_stopped_result(epochs: int | None, metrics: Mapping[str, Any], by: str | None = None) -> TrialResult:
     """An early stop after ``epochs`` per-epoch results (None: not known), with the last one's
     ``metrics``; ``by`` names who stopped it when that is known."""
-    if epochs is None:
-        return TrialResult.stopped_early("stopped early by NNI's assessor (its last per-epoch result, re-sent by NNI)",
-                                         metrics)
     who = by or "NNI (its assessor, or maxTrialDuration)"
+    if epochs is None:
+        return TrialResult.stopped_early(f"stopped early by {who}", metrics)
     return TrialResult.stopped_early(f"stopped early by {who} after {epochs} per-epoch result{'s' if epochs != 1 else ''}",
                                      metrics)

@@ -60,6 +60,7 @@ from ..state_io import read_json, write_json_atomic
 from ..strategy import FINISHED, WAIT, Strategy, TrialResult
 from .trial import CANDIDATE_FIELD, RESULT_FIELDS, external_trial, own_operators, split_parameters
 from . import dispatcher_hooks, rest, trial_outcome
+from .trial_outcome import job_identity, result_from_value
 
 _logger = logging.getLogger("nas_core.tuner")
 
@@ -81,16 +82,6 @@ def is_strategy_tuner(class_name: str | None, builtin_name: str | None) -> bool:
 def candidate_hash(key: str) -> str:
     """Short, stable id of an architecture key (shown in the web UI's parameter column)."""
     return hashlib.sha1(key.encode("utf-8")).hexdigest()[:12]
-
-
-def result_from_value(value: Any) -> TrialResult:
-    """Turn what a trial reported as its final result into a :class:`TrialResult`."""
-    if isinstance(value, dict):
-        if value.get("status") == "failed":
-            return TrialResult.failed(str(value.get("reason") or "trial reported failure"), value)
-        metrics = {k: v for k, v in value.items() if k not in RESULT_FIELDS}
-        return TrialResult.succeeded(metrics, value.get("default"))  # type: ignore[arg-type]
-    return TrialResult.succeeded({}, value)
 
 
 def resent_intermediate(value: Any) -> bool:
@@ -152,6 +143,9 @@ class StrategyTuner(Tuner):
         self._st_callback: Any = None
         self._held = threading.local()  # .now: this thread's last request kept ids for later (dispatcher_hooks)
         self._assessor_killed: set[str] = set()  # trial job ids NNI's assessor killed (dispatcher_hooks)
+        self._ending = threading.local()  # .job_id: the trial job whose end this thread is handling (dispatcher_hooks)
+        self._hooks_missing_told = False
+        self._swapped: dict[int, int] = {}  # parameter id -> the one whose candidate its job trained (see trial_end)
         self._sent_keys: dict[str, str] = {}  # candidate hash -> architecture key, for swap checks
         self._params_by_id: dict[int, dict[str, Any]] = {}  # every parameter set handed out, per parameter id
         self._finish_requested = False
@@ -271,8 +265,7 @@ class StrategyTuner(Tuner):
             try:
                 if kwargs.get("st_callback") is not None:
                     self._st_callback = kwargs["st_callback"]
-                    dispatcher_hooks.install(self._st_callback, holding=lambda: bool(getattr(self._held, "now", False)),
-                                             killed=self._assessor_killed.add)
+                    self._install_hooks()
                 if self._driver is None or self._fatal:
                     return out
                 for i, pid in enumerate(parameter_id_list):
@@ -291,6 +284,16 @@ class StrategyTuner(Tuner):
                 _logger.exception("generate_multiple_parameters failed")
                 self._report_fatal(f"strategy {self._strategy_name!r} failed while proposing: {err}")
         return out
+
+    def _install_hooks(self) -> None:
+        installed = dispatcher_hooks.install(
+            self._st_callback, holding=lambda: bool(getattr(self._held, "now", False)),
+            killed=self._assessor_killed.add, ending=lambda job_id: setattr(self._ending, "job_id", job_id))
+        if not installed and not self._hooks_missing_told:
+            self._hooks_missing_told = True
+            _logger.warning("cannot hook NNI's dispatcher (st_callback is not its bound method): the experiment may "
+                            "show TUNER_NO_MORE_TRIAL at a generation barrier, and trials that end without success "
+                            "are recorded as failures without knowing whether an assessor stopped them")
 
     def _parameters(self, arch: dict[str, Any], parameter_id: int) -> dict[str, Any]:
         assert self._driver is not None
@@ -331,16 +334,22 @@ class StrategyTuner(Tuner):
                 arch = self._arch_of(parameters, value)
                 result = result_from_value(value)
                 if resent_intermediate(value):
-                    result = trial_outcome.early_stopped_result(None, trial_outcome.last_epoch_metrics(value))
+                    result = trial_outcome.early_stopped_result(
+                        None, trial_outcome.last_epoch_metrics(value),
+                        by="NNI's assessor (its last per-epoch result, re-sent by NNI)")
                 self._record(arch, result, f"trial {parameter_id}", value)
                 self._after_result()
             except Exception:
                 _logger.exception("cannot use the result of parameter %s: %r", parameter_id, value)
 
-    def _record(self, arch: dict[str, Any], result: TrialResult, source: str, value: Any = None) -> None:
-        """Give one result to the driver, which records each candidate once; say what became of it."""
+    def _record(self, arch: dict[str, Any], result: TrialResult, source: str, value: Any = None,
+                identity: dict[str, Any] | None = None) -> None:
+        """Give one result to the driver, which records each candidate once; say what became of it.
+
+        The trial's job id and Trial No. come from what it echoed in ``value``, else from ``identity``
+        (the manager's record of the job, :func:`.trial_outcome.job_identity`)."""
         assert self._driver is not None
-        external = external_trial(value)
+        external = external_trial(value) or dict(identity or {})
         outcome = self._driver.complete(arch, result, **external)
         if "external_number" in external:
             source = f"{source}, Trial No. {external['external_number']}"
@@ -386,72 +395,105 @@ class StrategyTuner(Tuner):
         return self._driver.space.validate(arch)
 
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
+        """NNI says a trial job ended. A success's result comes through ``receive_trial_result``; an
+        unsuccessful end is settled by what the job really trained (:meth:`_settle_unsuccessful`),
+        never by ``parameter_id`` alone: with swapped parameters, that id's candidate may already have
+        been settled by the other job's end while the candidate this job trained is still in flight."""
+        job_id = getattr(self._ending, "job_id", None)  # set by dispatcher_hooks around NNI's handle_trial_end
         with self._lock:
             try:
-                if self._driver is None or parameter_id not in self._driver.pending:
+                if self._driver is None:
                     return
                 if success:
-                    if self._missing_result_timeout >= 0:
+                    if parameter_id in self._driver.pending and self._missing_result_timeout >= 0:
                         self._start_missing_timer(parameter_id)
                     return
             except Exception:
                 _logger.exception("trial_end(%s, %s) failed", parameter_id, success)
                 return
-        self._settle_unsuccessful(parameter_id)
+        self._settle_unsuccessful(parameter_id, job_id)
 
-    def _settle_unsuccessful(self, parameter_id: int) -> None:
+    def _settle_unsuccessful(self, parameter_id: int, job_id: str | None) -> None:
         """Record a trial that ended without success as what it was.
 
-        NNI says only ``success=False``; the manager's record of the job says whether it failed,
-        was cancelled, or was stopped early (by an assessor or ``maxTrialDuration``), and which
-        candidate it really trained (:mod:`.trial_outcome`). An early stop is recorded as
-        ``early_stopped`` with its last per-epoch metrics. Without the manager (unreachable), the
-        candidate fails with a reason saying that the cause is unknown.
+        NNI says only ``success=False``; the manager's record of the job (``job_id``, the trial job
+        NNI's dispatcher was handling) says whether it failed, was cancelled, or was stopped early
+        (by an assessor or ``maxTrialDuration``), and which candidate it really trained
+        (:mod:`.trial_outcome`). That candidate is settled, whatever ``parameter_id`` it was listed
+        under; an early stop is recorded as ``early_stopped`` with its last per-epoch metrics.
+        Without the manager's record (unreachable, or the job id unknown), the candidate of
+        ``parameter_id`` (or, when the other job of a swap took that one, the candidate this job
+        trained) fails with a reason saying that the cause is unknown.
         """
-        outcome = self._manager_outcome(parameter_id)  # REST calls: outside the lock
+        outcome = self._manager_outcome(job_id) if job_id is not None else None  # REST calls: outside the lock
         with self._lock:
             try:
                 if self._driver is None:
                     return
                 if outcome is not None:
-                    params, result = outcome
+                    params, result, identity = outcome
                     arch = self._arch_of(params, None)
-                    if self._driver.space.key(arch) in {self._driver.space.key(a) for a in self._driver.pending.values()}:
-                        self._driver.complete(arch, result)
-                        _logger.info("trial %s ended unsuccessfully: %s (%s)", parameter_id, result.status, result.reason)
-                elif parameter_id in self._driver.pending:
-                    self._driver.fail(parameter_id, "trial ended as failed, cancelled or early-stopped without a "
-                                                    "result (the NNI manager's record could not tell which)")
+                    key = self._driver.space.key(arch)
+                    trained = [pid for pid, a in self._driver.pending.items() if self._driver.space.key(a) == key]
+                    if trained:
+                        if parameter_id not in trained and parameter_id in self._driver.pending:
+                            self._swapped[trained[0]] = parameter_id  # that id's job trained this id's candidate
+                        self._record(arch, result, f"trial {parameter_id} (job {job_id}) ended unsuccessfully",
+                                     identity=identity)
+                else:
+                    pid = self._swapped.pop(parameter_id, parameter_id)
+                    if pid in self._driver.pending:
+                        self._driver.fail(pid, "trial ended as failed, cancelled or early-stopped without a result "
+                                               "(the NNI manager's record could not tell which)")
                 self._after_result()
             except Exception:
                 _logger.exception("cannot record the unsuccessful end of parameter %s", parameter_id)
 
-    def _manager_outcome(self, parameter_id: int, attempts: int = 3) -> tuple[dict[str, Any], TrialResult] | None:
-        """(parameters the job trained, its result) from the manager's REST API, or None."""
+    def _manager_outcome(self, job_id: str, attempts: int = 3, budget: float = 5.0
+                         ) -> tuple[dict[str, Any], TrialResult, dict[str, Any]] | None:
+        """(parameters trial job ``job_id`` trained, its result, the job's id and Trial No.) from the
+        manager's REST API, or None.
+
+        Runs on NNI's assessor thread, which also judges the other trials, so the ``attempts`` tries
+        together take at most ``budget`` seconds, however the manager answers.
+        """
         port = rest.port_from_channel(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
         if port is None:
             return None
-        for attempt in range(attempts):
+        deadline = time.monotonic() + budget
+        for _ in range(attempts):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
             try:
-                jobs = rest.get(port, "trial-jobs", timeout=10.0) or []
-                job = trial_outcome.job_of_parameter(jobs, parameter_id)
+                jobs = rest.get(port, "trial-jobs", timeout=left) or []
+                job = next((j for j in jobs if str(j.get("trialJobId")) == job_id), None)
                 if job is None:
                     return None
-                rows = rest.get(port, f"metric-data/{job['trialJobId']}", timeout=10.0) or []
-                trained, result = trial_outcome.unsuccessful_outcome(
-                    job, rows, result_from_value, killed_by_assessor=str(job.get("trialJobId")) in self._assessor_killed)
-                if result is None:
-                    time.sleep(1.0)  # not ended in the manager's record yet
-                    continue
-                with self._lock:
-                    params = self._params_by_id.get(trained) if trained is not None else None
-                if params is None:
-                    params = trial_outcome.parameters_by_id(jobs).get(trained) if trained is not None else None
-                return (params, result) if params is not None else None
+                rows = rest.get(port, f"metric-data/{job_id}", timeout=max(deadline - time.monotonic(), 0.05)) or []
+                ended = trial_outcome.outcome(job, rows, killed_by_assessor=job_id in self._assessor_killed)
+                if ended is not None:
+                    params = self._trained_parameters(job, ended.trained, jobs)
+                    identity = job_identity(job)
+                    return (params, ended.result, identity) if params is not None else None
+                wait = 0.5  # not ended in the manager's record yet
             except (OSError, ValueError, KeyError, TypeError) as err:
-                _logger.warning("cannot ask the NNI manager how parameter %s ended (%s)", parameter_id, err)
-                time.sleep(1.0 + attempt)
+                _logger.warning("cannot ask the NNI manager how trial job %s ended (%s)", job_id, err)
+                wait = 1.0
+            time.sleep(min(wait, max(deadline - time.monotonic(), 0.0)))
         return None
+
+    def _trained_parameters(self, job: dict[str, Any], trained: int | None, jobs: list[dict[str, Any]]
+                            ) -> dict[str, Any] | None:
+        """What ``job`` trained: its own parameters when its results carry its own parameter id (or
+        none), else those this tuner handed out under the id they carry (NNI's local service can hand
+        a job another job's parameters)."""
+        own_id, own = trial_outcome.job_form(job)
+        if trained is None or trained == own_id:
+            return own
+        with self._lock:
+            params = self._params_by_id.get(trained)
+        return params if params is not None else trial_outcome.parameters_by_id(jobs).get(trained, own)
 
     def _check_missing(self, parameter_id: int) -> None:
         """A trial ended successfully but its result has not arrived: ask the manager before failing it.
@@ -526,22 +568,33 @@ class StrategyTuner(Tuner):
                 time.sleep(interval)
                 try:
                     jobs = rest.get(port, "trial-jobs") or []
-                except OSError:
+                    rows = {job_id: rest.get(port, f"metric-data/{job_id}") or [] for job_id in self._orphan_ends(jobs)}
+                except (OSError, ValueError):
                     continue
                 with self._lock:
-                    if not self.check_orphans(jobs):
+                    if not self.check_orphans(jobs, rows):
                         return
 
         threading.Thread(target=watch, daemon=True, name="orphan-watch").start()
 
-    def check_orphans(self, jobs: list[dict[str, Any]]) -> bool:
+    def _orphan_ends(self, jobs: list[dict[str, Any]]) -> list[str]:
+        """The jobs in ``jobs`` that ran an orphan and ended without success (whose metric rows tell how)."""
+        with self._lock:
+            if self._driver is None:
+                return []
+            digests = {candidate_hash(self._driver.space.key(arch)) for arch in self._driver.orphans}
+        return [str(job.get("trialJobId")) for job in jobs if str(job.get("status")) in trial_outcome.UNSUCCESSFUL
+                and rest.submitted_keys([job], CANDIDATE_FIELD) & digests]
+
+    def check_orphans(self, jobs: list[dict[str, Any]], rows: dict[str, list[dict[str, Any]]] | None = None) -> bool:
         """Settle orphans from the manager's trial list; True while orphans remain.
 
         * a job of the candidate holds a final result (whatever its status): that result;
         * no job ran it (sent just before the manager died, never submitted): hand it out again;
         * a job of it is still running (a re-run after the resume): wait for it;
         * its job succeeded while no manager listened and no result was recorded: hand it out again;
-        * its job ended otherwise: the candidate failed.
+        * its job ended otherwise: what :func:`.trial_outcome.outcome` makes of it (an early stop, a
+          failure naming the status), from the job's metric rows in ``rows`` (by job id) when given.
 
         A result that also arrives through ``import_data`` is then ignored: the candidate is settled.
         """
@@ -563,8 +616,12 @@ class StrategyTuner(Tuner):
                 continue
             if digest in live or job is None:
                 continue  # still running
-            result = TrialResult.failed(f"trial re-run after resume ended as {job.get('status')} without a result")
-            self._record(arch, result, "orphan settled from the manager's trial list")
+            job_id = str(job.get("trialJobId"))
+            ended_as = trial_outcome.outcome(job, (rows or {}).get(job_id),
+                                             killed_by_assessor=job_id in self._assessor_killed)
+            result = ended_as.result if ended_as is not None else TrialResult.failed(
+                f"trial re-run after resume ended as {job.get('status')} without a result")
+            self._record(arch, result, "orphan settled from the manager's trial list", identity=job_identity(job))
         self._after_result()
         return bool(self._driver.orphans)
 
