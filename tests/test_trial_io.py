@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -134,23 +135,101 @@ def test_the_session_waits_for_the_managers_record_of_its_trial(channel):
     assert channel.unrecorded["late"] == 0
 
 
-@pytest.mark.parametrize("manager_api, unrecorded, named", [
-    (False, 0, "HTTP 404"),  # a remote machine's trial keeper serves the channel, not the manager
-    (True, 10_000, "recorded no parameters in 0.3 s"),
+@pytest.mark.parametrize("manager_api, faults, unrecorded, named, lookups", [
+    # answers that hold for every trial alike: the session falls back at its first look-up
+    (False, [], 0, "HTTP 404", 1),  # a remote machine's trial keeper serves the channel, not the manager
+    (True, ["html"], 0, "not JSON", 1),
+    # the wait ran out
+    (True, [], 10_000, "no parameters recorded after 0.3 s", None),
 ])
-def test_without_the_managers_record_the_channels_parameters_are_trained_with_a_warning(manager_api, unrecorded,
-                                                                                        named):
+def test_without_the_managers_record_the_channels_parameters_are_trained_with_a_warning(manager_api, faults, unrecorded,
+                                                                                        named, lookups):
     fake = FakeTrialChannel(fifo=True, manager_api=manager_api)
     try:
         env0 = fake.add_trial("t0", 0, {**PARAMS, "_candidate": "c0"})
         fake.add_trial("t1", 1, {**PARAMS, "_candidate": "c1"})
         fake.unrecorded["t0"] = unrecorded
+        fake.faults["t0"] = list(faults)
         notes: list[str] = []
         session = TrialSession(env0, warn=notes.append, manager_wait=0.3)
         assert session.get_parameters()["_candidate"] == "c0"
         session.report_final({"default": 1.0})
         assert fake.finals("t0")[0]["parameter_id"] == 0
         assert len(notes) == 1 and named in notes[0] and "training those the channel gave" in notes[0]
+        if lookups is not None:
+            assert fake.lookups["t0"] == lookups
+    finally:
+        fake.close()
+
+
+def test_a_lookup_that_fails_for_a_while_is_retried_so_no_two_trials_train_one_set():
+    # t1 asks first and gets set 0 off NNI's queue; its first look-ups meet a manager that answers
+    # 503, resets the connection, answers 500. Had it trained the channel's set 0 while t0 read its
+    # own record (set 0), set 1 would never be trained and its candidate would be failed.
+    fake = FakeTrialChannel(fifo=True)
+    try:
+        env0 = fake.add_trial("t0", 0, {**PARAMS, "_candidate": "c0"})
+        env1 = fake.add_trial("t1", 1, {**PARAMS, "layer0": 2, "_candidate": "c1"})
+        fake.faults["t1"] = [503, "reset", 500]
+        notes: list[str] = []
+        first, second = TrialSession(env1, warn=notes.append), TrialSession(env0, warn=notes.append)
+        trained = [first.get_parameters()["_candidate"], second.get_parameters()["_candidate"]]
+        assert trained == ["c1", "c0"]
+        assert fake.lookups["t1"] == 4 and not fake.faults["t1"]
+        assert not [note for note in notes if note.startswith("warning")], notes
+        first.report_final({"default": 1.0})
+        assert fake.finals("t1")[0]["parameter_id"] == 1
+    finally:
+        fake.close()
+
+
+def test_the_channels_parameters_are_trained_as_sent_when_the_manager_names_that_set():
+    # NNI's manager re-serialises the record in JavaScript: 1.0 reads back as 1, big integers lose digits
+    sent = {"width": 1.0, "seed": 2 ** 60 + 1, "rate": 0.25, "_candidate": "c0"}
+    fake = FakeTrialChannel(js_numbers=True)
+    try:
+        env = fake.add_trial("t0", 0, sent)
+        assert json.loads(fake.job("t0")["hyperParameters"][0])["parameters"] != sent
+        params = TrialSession(env).get_parameters()
+        assert params == sent and type(params["width"]) is float and params["seed"] == 2 ** 60 + 1
+    finally:
+        fake.close()
+
+
+def test_no_proxy_carries_the_calls_to_nni(monkeypatch):
+    from nas_core.nni_adapter import rest
+
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # set for downloads; nothing listens there
+    monkeypatch.setenv("no_proxy", "")
+    monkeypatch.setattr(urllib.request, "_opener", None)  # urlopen's own opener reads the proxies when built
+    fake = FakeTrialChannel()
+    try:
+        session = TrialSession(fake.add_trial("t0", 0, PARAMS), warn=pytest.fail)
+        assert session.get_parameters() == PARAMS and fake.lookups["t0"] == 1
+        session.report_final({"default": 1.0})
+        assert len(fake.finals("t0")) == 1
+        assert rest.get(fake.port, "trial-jobs")[0]["trialJobId"] == "t0"
+    finally:
+        fake.close()
+
+
+def test_a_manager_under_a_url_prefix_is_found_by_the_trials_and_the_tuner():
+    from nas_core.nni_adapter import rest
+
+    fake = FakeTrialChannel(fifo=True, prefix="my/pre")
+    try:
+        env0 = fake.add_trial("t0", 0, {**PARAMS, "_candidate": "c0"})
+        env1 = fake.add_trial("t1", 1, {**PARAMS, "_candidate": "c1"})
+        notes: list[str] = []
+        first, second = TrialSession(env1, warn=notes.append), TrialSession(env0, warn=notes.append)
+        assert [first.get_parameters()["_candidate"], second.get_parameters()["_candidate"]] == ["c1", "c0"]
+        assert fake.lookups == {"t1": 1, "t0": 1} and all(note.startswith("note") for note in notes)
+        # the tuner side: its channel URL names the prefix, and the manager's calls keep it
+        root = rest.tuner_api_root(f"ws://localhost:{fake.port}/my/pre/tuner")
+        assert root == f"http://127.0.0.1:{fake.port}/my/pre/api/v1/nni"
+        assert [job["trialJobId"] for job in rest.get(root, "trial-jobs")] == ["t0", "t1"]
+        assert rest.cap_trial_number(root, {"c0", "c1", "c2"}, "_candidate", attempts=1, delay=0)
+        assert fake.experiment["params"]["maxTrialNumber"] == 3 and fake.experiment_updates == ["MAX_TRIAL_NUM"]
     finally:
         fake.close()
 

@@ -1,4 +1,8 @@
-"""The few calls to the NNI manager's REST API (``/api/v1/nni/...``) this project makes."""
+"""The calls to the NNI manager's REST API (``[/prefix]/api/v1/nni/...``) this project makes.
+
+Imports only the standard library: the trial side (:mod:`.trial_io`) uses it too, to read the
+manager's record of its own trial job, and a trial must start quickly.
+"""
 
 from __future__ import annotations
 
@@ -14,38 +18,103 @@ from .trial_outcome import ENDED_STATUSES, decode_metric
 
 _logger = logging.getLogger("nas_core.rest")
 
+API_PATH = "api/v1/nni"
+"""The REST API's path under the manager's URL prefix."""
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def urlopen(url: str | urllib.request.Request, timeout: float | None = None) -> Any:
+    """``urllib.request.urlopen`` without proxies, for every call to NNI's manager and trial keeper:
+    an ``http_proxy`` set for downloads must not carry them (a proxy cannot reach a manager on
+    127.0.0.1, and should not see the experiment's data)."""
+    return _OPENER.open(url, timeout=timeout) if timeout is not None else _OPENER.open(url)
+
+
+
+def _ws_match(url: str, tail: str) -> re.Match[str] | None:
+    return re.match(rf"^wss?://(?P<host>[^/:]+|\[[^\]/]+\]):(?P<port>\d+)(?P<prefix>(?:/[^/]+)*?)/(?:{tail})/?$", url or "")
+
+
+def api_root(port: int, prefix: str = "", host: str = "127.0.0.1") -> str:
+    """The REST API root of the manager listening on ``host:port`` under URL ``prefix``."""
+    parts = [f"http://{host}:{port}", prefix.strip("/"), API_PATH]
+    return "/".join(p for p in parts if p)
+
+
+def api_root_from_ws(url: str, tail: str, *, host: str | None = None) -> str | None:
+    """The REST API root of the manager whose WebSocket URL is ``url``
+    (``ws://host:port[/prefix]/<tail>``, ``tail`` a regular expression of the endpoint's path),
+    keeping the URL prefix; ``host`` replaces the URL's host. None when ``url`` is not of that shape."""
+    match = _ws_match(url, tail)
+    if match is None:
+        return None
+    return api_root(int(match.group("port")), match.group("prefix"), host or match.group("host"))
+
+
+def tuner_api_root(channel: str) -> str | None:
+    """The manager's REST API root from the tuner's channel URL ``ws://localhost:PORT[/prefix]/tuner``
+    (``NNI_TUNER_COMMAND_CHANNEL``), on 127.0.0.1: the tuner runs on the manager's machine."""
+    return api_root_from_ws(channel, "tuner", host="127.0.0.1")
+
 
 def port_from_channel(url: str) -> int | None:
-    """The manager's port from the tuner channel URL ``ws://localhost:PORT[/prefix]/tuner``."""
-    match = re.match(r"^wss?://[^/:]+:(\d+)(/|$)", url or "")
-    return int(match.group(1)) if match else None
+    """The manager's port from the tuner channel URL ``ws://localhost:PORT[/prefix]/tuner``.
+
+    Drops the URL prefix: talk to the manager with :func:`tuner_api_root` instead.
+    """
+    match = _ws_match(url, "tuner")
+    return int(match.group("port")) if match else None
 
 
-def request(port: int, method: str, api: str, body: Any = None, *, prefix: str = "", timeout: float = 20.0) -> Any:
-    parts = [f"http://127.0.0.1:{port}", prefix.strip("/"), "api/v1/nni", api.lstrip("/")]
-    url = "/".join(p for p in parts if p)
+def request(root: int | str, method: str, api: str, body: Any = None, *, prefix: str = "",
+            timeout: float = 20.0) -> Any:
+    """``method`` on ``api`` of the manager's REST API, with a JSON ``body``; the decoded JSON reply,
+    or None for an empty one.
+
+    ``root``: the API root (:func:`api_root`, :func:`tuner_api_root`), or the port of a manager on
+    this machine, then under URL ``prefix``. Raises ``urllib.error.HTTPError`` for an error status,
+    ``OSError`` (``URLError``, timeouts, resets...) when the manager does not answer, and ``ValueError``
+    when the reply is not JSON. No proxy is used.
+    """
+    base = api_root(root, prefix) if isinstance(root, int) else root.rstrip("/")
+    url = f"{base}/{api.lstrip('/')}"
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method.upper(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    with urlopen(req, timeout=timeout) as resp:
         payload = resp.read()
-    return json.loads(payload) if payload else None
+    return json.loads(payload) if payload.strip() else None
 
 
-def get(port: int, api: str, **kw: Any) -> Any:
-    return request(port, "GET", api, **kw)
+def get(root: int | str, api: str, **kw: Any) -> Any:
+    return request(root, "GET", api, **kw)
+
+
+def job_parameters(job: Any) -> dict[str, Any] | None:
+    """The parameter record the manager submitted trial job ``job`` with (``parameter_id``,
+    ``parameters``...: the first of its ``hyperParameters``, what the web UI shows), or None when
+    it has none that reads as one.
+
+    The manager keeps it as the JSON text the tuner sent, re-serialised by its JavaScript, so
+    numbers may not be spelled as sent (``1.0`` reads back as ``1``).
+    """
+    raw = (job.get("hyperParameters") or [None])[0] if isinstance(job, dict) else None
+    try:
+        record = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("parameters"), dict):
+        return None
+    return record
 
 
 def submitted_keys(jobs: list[dict[str, Any]], field: str) -> set[str]:
     """Candidate hashes found in the parameters of the manager's trial jobs."""
     keys: set[str] = set()
     for job in jobs:
-        for raw in job.get("hyperParameters") or []:
-            try:
-                params = json.loads(raw).get("parameters") or {}
-            except (TypeError, ValueError, AttributeError):
-                continue
-            if isinstance(params, dict) and field in params:
-                keys.add(str(params[field]))
+        record = job_parameters(job)
+        if record is not None and field in record["parameters"]:
+            keys.add(str(record["parameters"][field]))
     return keys
 
 
@@ -82,8 +151,9 @@ def final_value(job: dict[str, Any]) -> Any:
     return None
 
 
-def cancel_unfinished(port: int, attempts: int = 60, delay: float = 2.0) -> int:
-    """Cancel every trial job of the manager on ``port`` that has not ended; returns how many.
+def cancel_unfinished(root: int | str, attempts: int = 60, delay: float = 2.0) -> int:
+    """Cancel every trial job of the manager at ``root`` (as for :func:`request`) that has not
+    ended; returns how many.
 
     For an experiment that went to ERROR: NNI's manager then stops following its running trials,
     which would stay listed RUNNING for good, though a trial a resume re-submitted (``ADD_RESUMED``)
@@ -93,7 +163,7 @@ def cancel_unfinished(port: int, attempts: int = 60, delay: float = 2.0) -> int:
     cancelled: set[str] = set()
     for _ in range(attempts):
         try:
-            jobs = get(port, "trial-jobs") or []
+            jobs = get(root, "trial-jobs") or []
         except (OSError, ValueError) as err:
             _logger.warning("cannot list the trial jobs to cancel: %s", err)
             break
@@ -103,7 +173,7 @@ def cancel_unfinished(port: int, attempts: int = 60, delay: float = 2.0) -> int:
             job_id = str(job.get("trialJobId"))
             if str(job.get("status")) in ("RUNNING", "WAITING") and job_id not in cancelled:
                 try:
-                    request(port, "DELETE", f"trial-jobs/{job_id}")
+                    request(root, "DELETE", f"trial-jobs/{job_id}")
                     cancelled.add(job_id)
                     _logger.info("cancelled trial job %s", job_id)
                 except (OSError, ValueError) as err:
@@ -114,12 +184,8 @@ def cancel_unfinished(port: int, attempts: int = 60, delay: float = 2.0) -> int:
 
 def parameter_id_of(job: dict[str, Any]) -> Any:
     """The parameter id NNI sent to a trial job (its first parameter set), or None."""
-    for raw in job.get("hyperParameters") or []:
-        try:
-            return json.loads(raw).get("parameter_id")
-        except (TypeError, ValueError, AttributeError):
-            continue
-    return None
+    record = job_parameters(job)
+    return record.get("parameter_id") if record is not None else None
 
 
 def final_value_of(jobs: list[dict[str, Any]], parameter_id: Any) -> Any:
@@ -132,7 +198,7 @@ def final_value_of(jobs: list[dict[str, Any]], parameter_id: Any) -> Any:
     return None
 
 
-def cap_trial_number(port: int, sent: set[str], field: str, attempts: int = 30, delay: float = 2.0) -> bool:
+def cap_trial_number(root: int | str, sent: set[str], field: str, attempts: int = 30, delay: float = 2.0) -> bool:
     """Set ``maxTrialNumber`` to the jobs submitted plus those sent but not yet submitted.
 
     NNI then reaches DONE once running trials end, instead of waiting for trials the finished
@@ -140,14 +206,14 @@ def cap_trial_number(port: int, sent: set[str], field: str, attempts: int = 30, 
     """
     for _ in range(attempts):
         try:
-            jobs = get(port, "trial-jobs") or []
+            jobs = get(root, "trial-jobs") or []
             missing = len(sent - submitted_keys(jobs, field))
-            profile = get(port, "experiment")
+            profile = get(root, "experiment")
             target = len(jobs) + missing
             current = profile["params"].get("maxTrialNumber")
             if current is None or current > target:
                 profile["params"]["maxTrialNumber"] = target
-                request(port, "PUT", "experiment?update_type=MAX_TRIAL_NUM", profile)
+                request(root, "PUT", "experiment?update_type=MAX_TRIAL_NUM", profile)
                 _logger.info("strategy finished: maxTrialNumber %s -> %s", current, target)
             return True
         except (urllib.error.URLError, OSError, KeyError, ValueError) as err:

@@ -15,11 +15,20 @@ of one queue of submitted parameters, whichever trial asks (``training_service/v
 so two trials started together can receive each other's parameters while the manager, its REST
 API and the web UI keep showing the ones each trial was submitted with. A session therefore still
 asks the channel (that keeps NNI's queue in step), but then trains what the manager recorded for
-its own trial job (:class:`ManagerRecord`), and reports its metrics under that parameter id.
+its own trial job (:class:`ManagerRecord`), and reports its metrics under that parameter id. The
+record only chooses the set: when it names the set the channel gave, the channel's parameters are
+trained as received (the manager's copy went through its JavaScript, which may respell numbers).
+
+Every trial must come to the same choice, or two trials train one set and another set is never
+trained: a trial that cannot read its record while others can is the harm. So the session waits
+out what may pass (no connection, a reset, a timeout, a 5xx, a record not stored yet) and trains
+the channel's set only on an answer that holds for every trial alike (no manager address, 404,
+a reply that is not JSON) or when the wait is over.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -31,9 +40,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import rest
+
 MANAGER_RECORD_WAIT_S = 30.0
-"""How long a trial waits for the manager to record its trial job (the manager stores the record
-just after starting the trial's process, so a fast trial can ask first)."""
+"""How long a trial waits for the manager's record of its trial job: the manager stores it just
+after starting the trial's process, so a fast trial can ask first, and a busy manager may answer
+late or not at all for a while."""
+MANAGER_REQUEST_TIMEOUT_S = 10.0
+"""The longest one request to the manager may take within that wait."""
 
 
 def in_nni_trial(env: Mapping[str, str] | None = None) -> bool:
@@ -126,13 +140,13 @@ class HttpTrialChannel:
     def _send(self, command: Mapping[str, Any]) -> None:
         request = urllib.request.Request(self._url, data=json.dumps(command).encode(), method="PUT",
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request) as response:
+        with rest.urlopen(request) as response:
             response.read()
 
     def _receive(self) -> dict[str, Any] | None:
         while True:
             try:
-                with urllib.request.urlopen(self._url) as response:
+                with rest.urlopen(self._url) as response:
                     return json.loads(response.read())
             except urllib.error.HTTPError as err:
                 if err.code == 408:
@@ -159,7 +173,7 @@ class HttpTrialChannel:
 
 
 _CHANNEL_URL = re.compile(r"^(?P<root>http://[^/]+(?:/.*)?)/env/[^/]+/(?P<trial>[^/]+)/?$")
-_MANAGER_CHANNEL = re.compile(r"^wss?://(?P<root>[^/]+(?:/.*)?)/platform/[^/]+/[^/]+/?$")
+_MANAGER_CHANNEL_TAIL = "platform/[^/]+/[^/]+"
 
 
 def manager_api_root(env: Mapping[str, str]) -> str | None:
@@ -174,7 +188,7 @@ def manager_api_root(env: Mapping[str, str]) -> str | None:
     if env.get("NNI_PLATFORM") == "remote":
         return _remote_manager_root(env.get("NNI_OUTPUT_DIR") or "")
     match = _CHANNEL_URL.match(env.get("NNI_TRIAL_COMMAND_CHANNEL") or "")
-    return f"{match.group('root')}/api/v1/nni" if match else None
+    return f"{match.group('root')}/{rest.API_PATH}" if match else None
 
 
 def _remote_manager_root(output_dir: str) -> str | None:
@@ -187,8 +201,7 @@ def _remote_manager_root(output_dir: str) -> str | None:
         channel = json.loads(launches[-1].read_text(encoding="utf-8"))["managerCommandChannel"] if launches else ""
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    match = _MANAGER_CHANNEL.match(channel if isinstance(channel, str) else "")
-    return f"http://{match.group('root')}/api/v1/nni" if match else None
+    return rest.api_root_from_ws(channel, _MANAGER_CHANNEL_TAIL) if isinstance(channel, str) else None
 
 
 class ManagerUnavailable(Exception):
@@ -201,48 +214,47 @@ class ManagerRecord:
 
     def __init__(self, api_root: str, trial_job_id: str, *, wait: float = MANAGER_RECORD_WAIT_S,
                  poll: float = 0.1) -> None:
-        self._url = f"{api_root}/trial-jobs/{trial_job_id}"
+        self._root = api_root
+        self._api = f"trial-jobs/{trial_job_id}"
+        self._url = f"{api_root}/{self._api}"
         self._wait = wait
         self._poll = poll
 
     def fetch(self) -> dict[str, Any]:
         """The parameter record (``parameter_id``, ``parameters``...) the manager holds for the
-        trial, waiting up to ``wait`` seconds for the manager to store it.
+        trial, waiting up to ``wait`` seconds for it.
 
-        Raises :class:`ManagerUnavailable` when nothing answers, the server has no such API (it
-        answers 404), or the record does not appear in time.
+        What may pass is waited out: no connection, a reset, a timeout, an HTTP 5xx, an empty
+        answer (the manager has not stored the trial job yet). Raises :class:`ManagerUnavailable`
+        at once on an answer that will not change (HTTP 4xx, e.g. a remote trial keeper's 404; a
+        reply that is not JSON, or a record that does not read as parameters), and when the wait
+        is over.
         """
         deadline = time.monotonic() + self._wait
+        waiting_for = "no answer"
         while True:
-            job = self._get()
-            recorded = job.get("hyperParameters") if isinstance(job, dict) else None
-            if recorded:
-                try:
-                    record = decode_payload(recorded[0])
-                except (TypeError, ValueError) as err:
-                    raise ManagerUnavailable(f"{self._url}: unreadable parameters ({err})") from None
-                if not isinstance(record, dict):
-                    raise ManagerUnavailable(f"{self._url}: parameters are not a record: {recorded[0]!r}")
-                return record
-            if time.monotonic() >= deadline:
-                raise ManagerUnavailable(f"{self._url}: the manager recorded no parameters in {self._wait:g} s")
-            time.sleep(self._poll)
-
-    def _get(self) -> Any:
-        """The manager's trial job, or None while it has not stored it (it answers an empty body)."""
-        try:
-            with urllib.request.urlopen(self._url, timeout=10) as response:
-                body = response.read()
-        except urllib.error.HTTPError as err:
-            raise ManagerUnavailable(f"{self._url} answered HTTP {err.code}") from None
-        except (urllib.error.URLError, OSError) as err:
-            raise ManagerUnavailable(f"{self._url}: {getattr(err, 'reason', err)}") from None
-        if not body.strip():
-            return None
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise ManagerUnavailable(f"{self._url} answered something that is not JSON") from None
+            timeout = min(MANAGER_REQUEST_TIMEOUT_S, max(deadline - time.monotonic(), 0.05))
+            try:
+                job = rest.get(self._root, self._api, timeout=timeout)
+            except urllib.error.HTTPError as err:
+                if err.code < 500:
+                    raise ManagerUnavailable(f"{self._url} answered HTTP {err.code}") from None
+                waiting_for = f"HTTP {err.code}"
+            except ValueError:
+                raise ManagerUnavailable(f"{self._url} answered something that is not JSON") from None
+            except (OSError, http.client.HTTPException) as err:  # URLError, reset, timeout, broken reply
+                waiting_for = str(getattr(err, "reason", None) or err or type(err).__name__)
+            else:
+                waiting_for = "no parameters recorded"  # an empty answer: the trial job is not stored yet
+                if job is not None and not (isinstance(job, dict) and not job.get("hyperParameters")):
+                    record = rest.job_parameters(job)
+                    if record is None:
+                        raise ManagerUnavailable(f"{self._url}: its parameters are not a parameter record: {job!r}")
+                    return record
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ManagerUnavailable(f"{self._url}: {waiting_for} after {self._wait:g} s")
+            time.sleep(min(self._poll, left))
 
 
 def _to_stderr(message: str) -> None:
@@ -304,7 +316,8 @@ class TrialSession:
         return dict(params) if params else None
 
     def _recorded(self, received: dict[str, Any]) -> dict[str, Any]:
-        """The manager's parameter record for this trial, or ``received`` (with a warning) without one."""
+        """The parameter record to train: the one the manager holds for this trial (``received``
+        itself when it is that set), or ``received``, with a warning, when the manager cannot say."""
         if self._manager is None:
             self._warn(f"warning: cannot find the NNI manager's address (trial channel {self._channel.url}); training the "
                        "parameters the channel gave, which NNI may show on another trial")
@@ -315,9 +328,10 @@ class TrialSession:
             self._warn(f"warning: cannot look up this trial's parameters at the NNI manager ({err}); training those the "
                        "channel gave, which NNI may show on another trial")
             return received
-        if recorded.get("parameter_id") != received.get("parameter_id"):
-            self._warn(f"note: NNI's channel gave this trial parameter set {received.get('parameter_id')}, but the manager "
-                       f"submitted it with {recorded.get('parameter_id')}: training the manager's")
+        if recorded.get("parameter_id") == received.get("parameter_id"):
+            return received  # as sent: the manager's copy may spell numbers otherwise (1.0 as 1)
+        self._warn(f"note: NNI's channel gave this trial parameter set {received.get('parameter_id')}, but the manager "
+                   f"submitted it with {recorded.get('parameter_id')}: training the manager's")
         return recorded
 
     def report_intermediate(self, metrics: Mapping[str, Any]) -> None:
