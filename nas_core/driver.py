@@ -192,11 +192,16 @@ class SearchDriver:
         self._resolve(key, result)
         return arch
 
-    def fail(self, trial_id: TrialId, reason: str) -> Architecture | None:
-        """Mark ``trial_id`` failed if it is still pending; returns its architecture, if it was."""
-        if trial_id not in self._by_trial:
+    def fail(self, trial_id: TrialId, reason: str, *, external_id: str | None = None,
+             external_number: int | None = None) -> Architecture | None:
+        """Mark ``trial_id`` failed if it is still pending; returns its architecture, if it was.
+        ``external_id``/``external_number`` as for :meth:`complete`."""
+        key = self._by_trial.get(trial_id)
+        if key is None:
             return None
-        return self.tell(trial_id, TrialResult.failed(reason))
+        arch = self._in_flight[key].arch
+        self._resolve(key, TrialResult.failed(reason), external_id=external_id, external_number=external_number)
+        return arch
 
     def complete(self, arch: Mapping[str, Any], result: TrialResult, *, external_id: str | None = None,
                  external_number: int | None = None) -> Source | Literal["duplicate", "upgraded"]:
@@ -299,11 +304,16 @@ class SearchDriver:
         self._by_trial.clear()
 
     def resend(self, arch: Mapping[str, Any]) -> bool:
-        """Hand an orphan out again at the next ``ask`` (its trial never ran, or its result is lost)."""
+        """Hand a candidate in flight out again at the next ``ask``: an orphan (its trial never ran,
+        or its result is lost), or one whose runner trial ended without training it (that trial id
+        is let go). False when ``arch`` is not in flight or already waits to be handed out."""
         key = self.space.key(arch)
         flight = self._in_flight.get(key)
-        if flight is None or flight.trial_id is not None or key in self._resend:
+        if flight is None or key in self._resend:
             return False
+        if flight.trial_id is not None:
+            self._by_trial.pop(flight.trial_id, None)
+            flight.trial_id = None
         self._resend.append(key)
         return True
 

@@ -63,7 +63,7 @@ def run_to_done(config: Path) -> tuple[str, list[dict], Path]:
 
 def manager_parameters(job: dict) -> dict:
     """The parameters the manager recorded for a trial job (what the web UI shows)."""
-    return json.loads(job["hyperParameters"][0])["parameters"]
+    return rest.job_parameters(job)["parameters"]
 
 
 def mismatched_trials(jobs: list[dict], space: SearchSpace) -> list[str]:
@@ -146,3 +146,66 @@ def test_trials_csv_best_json_and_the_report_name_the_runners_trial_number(tmp_p
     assert "(Trial No. 3)" in format_record(records[0])
     assert Record.from_json(records[0].to_json()) == records[0]
     assert "external_id" not in records[2].to_json(), "a record without them is saved as before"
+
+
+def batch_tuner(tmp_path: Path, batches: int = 2):
+    from nas_core.nni_adapter.tuner import StrategyTuner
+    from tests.toy_plugins import toy_space
+
+    tuner = StrategyTuner(strategy="tests.toy_plugins:BatchStrategy", strategy_args={"batch": 2, "batches": batches},
+                          seed=0, state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)
+    tuner.update_search_space(toy_space().to_nni())
+    return tuner
+
+
+def succeeded(params: dict, job: str, number: int) -> dict:
+    return {"default": 1.0, "accuracy": 1.0, "status": "succeeded", "candidate": params[CANDIDATE_FIELD],
+            "trial_job": job, "trial_number": number}
+
+
+def test_a_candidate_whose_trial_trained_another_trials_set_is_proposed_again_not_failed(tmp_path):
+    # One trial could not read its own set from the manager and trained the channel's, which was the
+    # other trial's: two results for set 0 arrive, none for set 1, whose trial still ends SUCCEEDED.
+    tuner = batch_tuner(tmp_path)
+    first, second = tuner.generate_multiple_parameters([0, 1], st_callback=lambda *a: None)
+    tuner.receive_trial_result(0, first, succeeded(first, "Ab1", 0))
+    tuner.receive_trial_result(0, first, succeeded(first, "Cd2", 1))
+    tuner.trial_end(1, True)
+    tuner._check_missing(1)  # what trial_end's timer runs once the result is overdue
+    assert [r.result.status for r in load_results(tmp_path / "state.json").records] == ["succeeded"]
+    assert tuner.generate_multiple_parameters([2], st_callback=lambda *a: None) == [second]
+    tuner.receive_trial_result(2, second, succeeded(second, "Ef3", 2))
+    assert [(r.result.status, r.external_number) for r in load_results(tmp_path / "state.json").records] == [
+        ("succeeded", 0), ("succeeded", 2)]
+
+
+def test_a_candidate_failed_without_a_result_keeps_its_trial_job_and_number(tmp_path, monkeypatch):
+    from tests.fake_nni_channel import FakeTrialChannel
+
+    manager = FakeTrialChannel(prefix="pre")  # the manager under nnictl create --url_prefix pre
+    try:
+        monkeypatch.setenv("NNI_TUNER_COMMAND_CHANNEL", f"ws://localhost:{manager.port}/pre/tuner")
+        tuner = batch_tuner(tmp_path, batches=1)
+        first, second = tuner.generate_multiple_parameters([0, 1], st_callback=lambda *a: None)
+        manager.add_trial("Ab1", 0, first)
+        manager.add_trial("Cd2", 1, second)
+        tuner.receive_trial_result(0, first, succeeded(first, "Ab1", 0))
+        tuner.trial_end(1, True)
+        tuner._check_missing(1)  # the trial crashed after NNI saw it succeed: no result
+        ok, failed = load_results(tmp_path / "state.json").records
+        assert failed.result.status == "failed" and (failed.external_id, failed.external_number) == ("Cd2", 1)
+    finally:
+        manager.close()
+
+
+def test_an_orphan_settled_from_the_managers_list_without_a_result_keeps_its_trial_job_and_number(tmp_path):
+    tuner = batch_tuner(tmp_path)
+    first, second = tuner.generate_multiple_parameters([0, 1], st_callback=lambda *a: None)
+    tuner._driver.forget_trial_ids()  # as after a resume: both candidates in flight, no trial id known
+    jobs = [{"trialJobId": job, "sequenceId": number, "status": "FAILED",
+             "hyperParameters": [json.dumps({"parameter_id": number, "parameters": params})]}
+            for job, number, params in (("Ab1", 4, first), ("Cd2", 5, second))]
+    assert not tuner.check_orphans(jobs)
+    records = load_results(tmp_path / "state.json").records
+    assert sorted((r.external_id, r.external_number, r.result.status) for r in records) == [
+        ("Ab1", 4, "failed"), ("Cd2", 5, "failed")]

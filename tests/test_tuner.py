@@ -105,8 +105,8 @@ def test_bad_class_args_stop_before_any_trial(kw, message):
 
 def test_finished_strategy_requests_the_end(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setenv("NNI_TUNER_COMMAND_CHANNEL", "ws://localhost:4567/tuner")
-    monkeypatch.setattr(rest, "cap_trial_number", lambda port, sent, field: calls.append((port, len(sent))))
+    monkeypatch.setenv("NNI_TUNER_COMMAND_CHANNEL", "ws://localhost:4567/pre/tuner")
+    monkeypatch.setattr(rest, "cap_trial_number", lambda root, sent, field: calls.append((root, len(sent))))
     tuner = make(tmp_path)
     for round_ in range(2):
         params = tuner.generate_multiple_parameters([10 * round_, 10 * round_ + 1], st_callback=lambda *a: None)
@@ -115,13 +115,13 @@ def test_finished_strategy_requests_the_end(tmp_path, monkeypatch):
     assert tuner.generate_multiple_parameters([99], st_callback=lambda *a: None) == []
     import time
     time.sleep(0.1)
-    assert calls == [(4567, 4)]
+    assert calls == [("http://127.0.0.1:4567/pre/api/v1/nni", 4)]
 
 
 def test_rest_helpers():
-    assert rest.port_from_channel("ws://localhost:8080/tuner") == 8080
-    assert rest.port_from_channel("ws://localhost:9000/prefix/tuner") == 9000
-    assert rest.port_from_channel("") is None
+    assert rest.tuner_api_root("ws://localhost:8080/tuner") == "http://127.0.0.1:8080/api/v1/nni"
+    assert rest.tuner_api_root("ws://localhost:9000/prefix/tuner") == "http://127.0.0.1:9000/prefix/api/v1/nni"
+    assert rest.tuner_api_root("") is None
     jobs = [{"hyperParameters": [json.dumps({"parameter_id": 1, "parameters": {"a": 1, "_candidate": "h1"}})]},
             {"hyperParameters": ["garbage"]}]
     assert rest.submitted_keys(jobs, "_candidate") == {"h1"}

@@ -14,8 +14,6 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .trial_outcome import ENDED_STATUSES, decode_metric
-
 _logger = logging.getLogger("nas_core.rest")
 
 API_PATH = "api/v1/nni"
@@ -58,15 +56,6 @@ def tuner_api_root(channel: str) -> str | None:
     return api_root_from_ws(channel, "tuner", host="127.0.0.1")
 
 
-def port_from_channel(url: str) -> int | None:
-    """The manager's port from the tuner channel URL ``ws://localhost:PORT[/prefix]/tuner``.
-
-    Drops the URL prefix: talk to the manager with :func:`tuner_api_root` instead.
-    """
-    match = _ws_match(url, "tuner")
-    return int(match.group("port")) if match else None
-
-
 def request(root: int | str, method: str, api: str, body: Any = None, *, prefix: str = "",
             timeout: float = 20.0) -> Any:
     """``method`` on ``api`` of the manager's REST API, with a JSON ``body``; the decoded JSON reply,
@@ -106,6 +95,18 @@ def job_parameters(job: Any) -> dict[str, Any] | None:
     if not isinstance(record, dict) or not isinstance(record.get("parameters"), dict):
         return None
     return record
+
+
+ENDED_STATUSES = frozenset({"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"})
+"""A trial job's terminal statuses in NNI 3.0. Any other (WAITING, RUNNING, UNKNOWN, and
+``ADD_RESUMED``, which a trial re-submitted by a resume carries until the training service is up)
+means it has not ended yet. The one table of them (:mod:`.trial_outcome` uses it too)."""
+
+
+def decode_metric(data: Any) -> Any:
+    """A metric's ``data`` as the manager stores it: the JSON of the JSON string the trial reported."""
+    value = json.loads(data) if isinstance(data, str) else data
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def submitted_keys(jobs: list[dict[str, Any]], field: str) -> set[str]:

@@ -25,18 +25,14 @@ the tuner (an unsuccessful end, an orphan after a resume) and by ``report`` on N
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..strategy import TrialResult
+from .rest import ENDED_STATUSES, decode_metric, job_parameters  # the manager's formats, kept in rest
 from .trial import RESULT_FIELDS
 
-ENDED_STATUSES = frozenset({"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"})
-"""A trial job's terminal statuses in NNI 3.0. Any other (WAITING, RUNNING, UNKNOWN, and
-``ADD_RESUMED``, which a trial re-submitted by a resume carries until the training service is up)
-means it has not ended yet."""
 UNSUCCESSFUL = ENDED_STATUSES - {"SUCCEEDED"}
 """The terminal job statuses NNI reports to a tuner as ``success=False``."""
 
@@ -54,12 +50,6 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def decode_metric(data: Any) -> Any:
-    """A metric's ``data`` as the manager stores it: the JSON of the JSON string the trial reported."""
-    value = json.loads(data) if isinstance(data, str) else data
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def result_from_value(value: Any) -> TrialResult:
     """What a trial reported as its final result, as a :class:`TrialResult`: its ``default`` the
     fitness, its other keys (less our trial's bookkeeping fields) the metrics, and a final with
@@ -74,14 +64,10 @@ def result_from_value(value: Any) -> TrialResult:
 
 def job_form(job: Mapping[str, Any]) -> tuple[int | None, dict[str, Any] | None]:
     """(parameter id, parameters) the manager assigned to ``job`` (its first ``hyperParameters``)."""
-    for raw in job.get("hyperParameters") or []:
-        try:
-            form = json.loads(raw) if isinstance(raw, str) else raw
-        except ValueError:
-            continue
-        if isinstance(form, Mapping) and isinstance(form.get("parameters"), dict):
-            return int_or_none(form.get("parameter_id")), dict(form["parameters"])
-    return None, None
+    form = job_parameters(dict(job))
+    if form is None:
+        return None, None
+    return int_or_none(form.get("parameter_id")), dict(form["parameters"])
 
 
 def job_identity(job: Mapping[str, Any]) -> dict[str, Any]:

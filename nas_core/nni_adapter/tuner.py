@@ -149,6 +149,7 @@ class StrategyTuner(Tuner):
         self._sent_keys: dict[str, str] = {}  # candidate hash -> architecture key, for swap checks
         self._params_by_id: dict[int, dict[str, Any]] = {}  # every parameter set handed out, per parameter id
         self._finish_requested = False
+        self._duplicates = 0  # results of candidates already settled, not yet matched with a trial that lost its own
         self._fatal: str | None = None
         self._epoch = 1  # bumped on every resume; a stale tuner of an older epoch never writes
         self._resume_error: str | None = None  # why the saved state cannot be resumed (reported at start)
@@ -337,14 +338,17 @@ class StrategyTuner(Tuner):
                     result = trial_outcome.early_stopped_result(
                         None, trial_outcome.last_epoch_metrics(value),
                         by="NNI's assessor (its last per-epoch result, re-sent by NNI)")
-                self._record(arch, result, f"trial {parameter_id}", value)
+                outcome = self._record(arch, result, f"trial {parameter_id}", value)
+                if outcome == "duplicate" and self._trained_twice(arch, value):
+                    self._duplicates += 1
                 self._after_result()
             except Exception:
                 _logger.exception("cannot use the result of parameter %s: %r", parameter_id, value)
 
     def _record(self, arch: dict[str, Any], result: TrialResult, source: str, value: Any = None,
-                identity: dict[str, Any] | None = None) -> None:
-        """Give one result to the driver, which records each candidate once; say what became of it.
+                identity: dict[str, Any] | None = None) -> str:
+        """Give one result to the driver, which records each candidate once; say what became of it
+        and return it (:meth:`~nas_core.driver.SearchDriver.complete`'s answer).
 
         The trial's job id and Trial No. come from what it echoed in ``value``, else from ``identity``
         (the manager's record of the job, :func:`.trial_outcome.job_identity`)."""
@@ -358,6 +362,16 @@ class StrategyTuner(Tuner):
                          candidate_hash(self._driver.space.key(arch)))
         else:
             _logger.info("%s (%s): %s", source, outcome, value if value is not None else result.status)
+        return outcome
+
+    def _trained_twice(self, arch: dict[str, Any], value: Any) -> bool:
+        """Whether a result for the settled candidate ``arch`` came from another trial job than the
+        one that settled it: then two trials trained one candidate, and another went untrained."""
+        assert self._driver is not None
+        key = self._driver.space.key(arch)
+        settled = next((r for r in reversed(self._driver.records) if r.key == key), None)
+        job = external_trial(value).get("external_id")
+        return settled is not None and job is not None and settled.external_id not in (None, job)
 
     def _check_trial_side(self, value: Any) -> None:
         """Keep the evaluator's description a trial sent, and refuse a space class whose own
@@ -457,8 +471,8 @@ class StrategyTuner(Tuner):
         Runs on NNI's assessor thread, which also judges the other trials, so the ``attempts`` tries
         together take at most ``budget`` seconds, however the manager answers.
         """
-        port = rest.port_from_channel(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
-        if port is None:
+        root = rest.tuner_api_root(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
+        if root is None:
             return None
         deadline = time.monotonic() + budget
         for _ in range(attempts):
@@ -466,11 +480,11 @@ class StrategyTuner(Tuner):
             if left <= 0:
                 break
             try:
-                jobs = rest.get(port, "trial-jobs", timeout=left) or []
+                jobs = rest.get(root, "trial-jobs", timeout=left) or []
                 job = next((j for j in jobs if str(j.get("trialJobId")) == job_id), None)
                 if job is None:
                     return None
-                rows = rest.get(port, f"metric-data/{job_id}", timeout=max(deadline - time.monotonic(), 0.05)) or []
+                rows = rest.get(root, f"metric-data/{job_id}", timeout=max(deadline - time.monotonic(), 0.05)) or []
                 ended = trial_outcome.outcome(job, rows, killed_by_assessor=job_id in self._assessor_killed)
                 if ended is not None:
                     params = self._trained_parameters(job, ended.trained, jobs)
@@ -499,14 +513,17 @@ class StrategyTuner(Tuner):
         """A trial ended successfully but its result has not arrived: ask the manager before failing it.
 
         The manager stores a final result before it tells the tuner, so a result it holds is taken
-        from there (the late arrival is then ignored as a duplicate); only a trial with no stored
-        result is failed.
+        from there (the late arrival is then ignored as a duplicate). When a result came from
+        another trial job for a candidate already settled (a trial that could not read its own
+        parameter set from the manager trained another trial's, :mod:`.trial_io`), this candidate
+        was never trained: it is proposed again rather than failed, while NNI can still run it.
+        Otherwise it fails, with the trial's job id and Trial No. when the manager names them.
         """
         jobs: list[dict[str, Any]] | None = None
-        port = rest.port_from_channel(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
-        if port is not None:
+        root = rest.tuner_api_root(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
+        if root is not None:
             try:
-                jobs = rest.get(port, "trial-jobs") or []
+                jobs = rest.get(root, "trial-jobs") or []
             except (OSError, ValueError) as err:
                 _logger.warning("cannot ask the manager about trial %s yet: %s", parameter_id, err)
                 self._start_missing_timer(parameter_id)
@@ -516,11 +533,19 @@ class StrategyTuner(Tuner):
                 if self._driver is None or parameter_id not in self._driver.pending:
                     return
                 value = rest.final_value_of(jobs or [], parameter_id)
+                arch = self._driver.pending[parameter_id]
                 if value is not None:
                     self._record(self._arch_of(self._params_by_id.get(parameter_id, {}), value),
                                  result_from_value(value), f"trial {parameter_id} (result read from the manager)", value)
+                elif self._duplicates > 0 and not self._finish_requested and self._driver.resend(arch):
+                    self._duplicates -= 1
+                    _logger.warning("trial %s ended without a result for its candidate %s while another trial trained a "
+                                    "candidate twice: proposing it again", parameter_id,
+                                    candidate_hash(self._driver.space.key(arch)))
                 else:
-                    self._driver.fail(parameter_id, "trial succeeded but reported no final result")
+                    job = next((j for j in reversed(jobs or []) if rest.parameter_id_of(j) == parameter_id), None)
+                    self._driver.fail(parameter_id, "trial succeeded but reported no final result",
+                                      **(job_identity(job) if job is not None else {}))
                 self._after_result()
             except Exception:
                 _logger.exception("missing-result check for %s failed", parameter_id)
@@ -559,16 +584,16 @@ class StrategyTuner(Tuner):
         tuner; a re-run that fails would leave its candidate in flight forever (and a generation
         barrier waiting). The manager's trial list tells which ones ended.
         """
-        port = rest.port_from_channel(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
-        if port is None:
+        root = rest.tuner_api_root(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
+        if root is None:
             return
 
         def watch() -> None:
             while True:
                 time.sleep(interval)
                 try:
-                    jobs = rest.get(port, "trial-jobs") or []
-                    rows = {job_id: rest.get(port, f"metric-data/{job_id}") or [] for job_id in self._orphan_ends(jobs)}
+                    jobs = rest.get(root, "trial-jobs") or []
+                    rows = {job_id: rest.get(root, f"metric-data/{job_id}") or [] for job_id in self._orphan_ends(jobs)}
                 except (OSError, ValueError):
                     continue
                 with self._lock:
@@ -632,12 +657,12 @@ class StrategyTuner(Tuner):
             return
         self._finish_requested = True
         _logger.info("strategy %r finished", self._strategy_name)
-        port = rest.port_from_channel(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
-        if port is None:
+        root = rest.tuner_api_root(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
+        if root is None:
             _logger.warning("strategy finished; cannot reach the NNI manager, stop the experiment with nnictl stop")
             return
         sent = set(self._sent_keys)
-        threading.Thread(target=rest.cap_trial_number, args=(port, sent, CANDIDATE_FIELD), daemon=True).start()
+        threading.Thread(target=rest.cap_trial_number, args=(root, sent, CANDIDATE_FIELD), daemon=True).start()
 
     def _report_fatal(self, message: str) -> None:
         """Log a fatal error and show it in NNI (experiment status ERROR) instead of hanging.
@@ -656,9 +681,9 @@ class StrategyTuner(Tuner):
                     break
         except Exception:
             _logger.exception("could not report the error to the NNI manager")
-        port = rest.port_from_channel(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
-        if port is not None:
-            threading.Thread(target=rest.cancel_unfinished, args=(port,), daemon=True, name="cancel-trials").start()
+        root = rest.tuner_api_root(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
+        if root is not None:
+            threading.Thread(target=rest.cancel_unfinished, args=(root,), daemon=True, name="cancel-trials").start()
 
     # ------------------------------------------------------------------- state
     def _owner_path(self) -> Path:
