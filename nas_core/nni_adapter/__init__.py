@@ -14,7 +14,8 @@ Modules:
   (web server on 127.0.0.1), ``manager_poll.js`` (manager loop 0.02 s instead of 0.5 s, range
   in ``manager_poll.json``) and ``tuner_wait.js`` (the tuner may take 120 s to connect, not 10 s)
   into NNI's node process, and waits for NNI's manager to boot longer than NNI's launcher does;
-* :mod:`.rest` — the few calls to the manager's REST API;
+* :mod:`.rest` — every call this package makes to the manager's REST API, the tuner's and each
+  trial's look-up of its own trial job alike (under the manager's URL prefix, never through a proxy);
 * :mod:`.trial_outcome` — why a trial ended without success (failed, cancelled, early-stopped by an
   assessor), from the manager's record of the job;
 * :mod:`.dispatcher_hooks` — the experiment kept RUNNING while the tuner holds slots at a barrier,
@@ -43,6 +44,20 @@ fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them agains
   ``NNI_TRIAL_COMMAND_CHANNEL`` (an ``http://`` URL: local and remote services), ``NNI_TRIAL_JOB_ID``,
   ``NNI_OUTPUT_DIR``, ``NNI_SYS_DIR``, ``NNI_TRIAL_SEQ_ID``, ``NNI_CODE_DIR``: which variables are
   per trial decides which trials may share a worker.
+* What lets a trial train the parameters the manager shows for it (:mod:`.trial_io`): NNI 3.0's
+  local and remote (``reuseMode: false``) services answer a trial's ``request_parameter`` from one
+  FIFO queue of submitted parameters, whichever trial asks (``training_service/v3/compat.js``:
+  ``parameters``, pushed by ``submitTrialJob`` and shifted by ``onRequestParameter``; only a trial
+  submitted with an id of its own, e.g. a resumed one, is answered from ``allocatedParameters``).
+  ``GET [/prefix]/api/v1/nni/trial-jobs/<id>`` answers an empty body until the manager has stored
+  the job, which it does just after starting its process, and then the job whose
+  ``hyperParameters[0]`` is the submitted record (re-serialised by JavaScript: ``1.0`` reads ``1``).
+  The local trial's channel URL is ``http://host:port[/prefix]/env/<environment>/<trial>``, served by
+  the manager's own web server; a remote trial's is served by its machine's trial keeper, whose
+  launch file ``environments/<environment>/trial_keeper[_N]/launcher_config.json`` (``_N``: started
+  again by a resume; the newest counts) names the manager in ``managerCommandChannel``
+  (``ws://host:port[/prefix]/platform/...``), found from ``NNI_OUTPUT_DIR`` =
+  ``environments/<environment>/trials/<trial>``.
 * ``NNI_PLATFORM=unittest`` while importing ``nni`` where a worker needs it (:mod:`.trial_io`, only
   for a payload plain JSON cannot carry): importing NNI in a trial's environment redirects the root
   logger and ``sys.stdout`` for good; the worker serves many trials, so it imports NNI under the
@@ -57,8 +72,8 @@ fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them agains
   (``save_checkpoint`` is never called); the state is written there too.
 * The dispatcher's quirk of replacing the remembered parameters of a request answered in part
   by ``''`` (:mod:`.tuner`): results are matched by the echoed candidate key, not those parameters.
-* ``NNI_TUNER_COMMAND_CHANNEL`` (``ws://localhost:PORT/tuner``) in the tuner's environment
-  (:mod:`.tuner`, :mod:`.rest`): the manager's port, to lower ``maxTrialNumber`` when the
+* ``NNI_TUNER_COMMAND_CHANNEL`` (``ws://localhost:PORT[/prefix]/tuner``) in the tuner's environment
+  (:mod:`.tuner`, :mod:`.rest`): the manager's port and URL prefix, to lower ``maxTrialNumber`` when the
   strategy finishes (``PUT experiment?update_type=MAX_TRIAL_NUM``, what the web UI does) and to
   read ``trial-jobs`` after a resume.
 * The dispatcher's ``send`` and the command codes ``NO`` (NO_MORE_TRIAL_JOBS) and ``KI``
