@@ -128,7 +128,6 @@ def patient_manager_check(seconds: float = MANAGER_START_S) -> Iterator[None]:
     needs longer to boot (a loaded machine) fails the launch. Replaced for the ``with`` block only.
     """
     from nni.experiment import launcher
-    from nni.experiment import rest as nni_rest
 
     original = launcher._check_rest_server
 
@@ -136,7 +135,7 @@ def patient_manager_check(seconds: float = MANAGER_START_S) -> Iterator[None]:
         deadline = time.monotonic() + seconds
         while True:
             try:
-                nni_rest.get(port, "/check-status", url_prefix)
+                rest.get(port, "check-status", prefix=url_prefix or "", timeout=5.0)
                 return
             except Exception:
                 if time.monotonic() > deadline:
