@@ -121,28 +121,22 @@ def run_experiment(config_path: Path, *, progress: bool, timeout: float,
 
 
 def final_metrics(job: dict[str, Any]) -> dict[str, Any] | None:
-    """The final result a trial reported (NNI stores it JSON-encoded, sometimes twice)."""
-    for entry in job.get("finalMetricData") or []:
-        data: Any = entry.get("data")
-        for _ in range(3):
-            if isinstance(data, str):
-                try:
-                    data = json.loads(data)
-                except ValueError:
-                    break
-        if isinstance(data, dict):
-            return data
-    return None
+    """The final result a trial reported, as the adapter reads it."""
+    from nas_core.nni_adapter import rest
 
+    value = rest.final_value(job)
+    return value if isinstance(value, dict) else None
 
 
 def parameter_id(job: dict[str, Any]) -> int | None:
-    for raw in job.get("hyperParameters") or []:
-        try:
-            return int(json.loads(raw)["parameter_id"])
-        except (TypeError, ValueError, KeyError):
-            continue
-    return None
+    """The parameter id of the record the manager submitted the job with."""
+    from nas_core.nni_adapter import rest
+
+    record = rest.job_parameters(job)
+    try:
+        return int(record["parameter_id"]) if record is not None else None
+    except (TypeError, ValueError, KeyError):
+        return None
 
 
 def state_records(experiment_dir: Path) -> list[Any]:
