@@ -273,6 +273,95 @@ def test_missing_result_fails_the_candidate_when_the_manager_has_none(tmp_path, 
     assert [r.result.reason for r in tuner._driver.records] == ["trial succeeded but reported no final result"]
 
 
+def first_run_job(params, value, parameter_id=0, job_id="old0"):
+    return {"status": "SUCCEEDED", "trialJobId": job_id, "sequenceId": 0,
+            "hyperParameters": [json.dumps({"parameter_id": parameter_id, "parameters": params})],
+            "finalMetricData": [{"data": json.dumps(json.dumps(value))}]}
+
+
+def test_missing_result_after_a_resume_ignores_a_first_run_job_of_the_same_parameter_id(tmp_path, monkeypatch):
+    """A resume hands parameter ids out again: the first run's job 0 holds a stored result for
+    another candidate, which must not stand in for the pending one (left in flight for good)."""
+    tuner = make(tmp_path)
+    a, b = tuner.generate_multiple_parameters([0, 1], st_callback=lambda *x: None)
+    tuner.receive_trial_result(0, a, result(a, 1.0))
+    tuner.receive_trial_result(1, b, result(b, 2.0))
+    again = resumed(tmp_path)
+    c, d = again.generate_multiple_parameters([0, 1], st_callback=lambda *x: None)
+    new = {"status": "SUCCEEDED", "trialJobId": "new0", "sequenceId": 2,
+           "hyperParameters": [json.dumps({"parameter_id": 0, "parameters": c})]}
+    manager_with(monkeypatch, [first_run_job(a, result(a, 1.0)), new])
+    again._check_missing(0, "new0")
+    assert 0 not in again._driver.pending
+    assert again._driver.records[-1].result.reason == "trial succeeded but reported no final result"
+    assert again._driver.records[-1].arch == again._driver.space.validate(
+        {k: v for k, v in c.items() if k != "_candidate"})
+
+
+def test_missing_result_is_read_from_the_job_that_ended(tmp_path, monkeypatch):
+    tuner = make(tmp_path)
+    a, b = tuner.generate_multiple_parameters([0, 1], st_callback=lambda *x: None)
+    manager_with(monkeypatch, [first_run_job(a, {"default": 9.0, "accuracy": 9.0, "status": "succeeded"},
+                                             job_id="j0")])
+    tuner._check_missing(0, "j0")
+    assert [(r.result.fitness, r.external_id) for r in tuner._driver.records] == [(9.0, "j0")]
+
+
+def test_missing_result_waits_for_the_running_swap_partner(tmp_path, monkeypatch):
+    """Job of id 0 trained b (a swap) and b is settled; a is being trained by the job handed b."""
+    tuner = make(tmp_path)
+    a, b = tuner.generate_multiple_parameters([0, 1], st_callback=lambda *x: None)
+    tuner.receive_trial_result(0, a, result(b, 2.0))
+    running = {"status": "RUNNING", "trialJobId": "j1",
+               "hyperParameters": [json.dumps({"parameter_id": 1, "parameters": b})]}
+    manager_with(monkeypatch, [first_run_job(a, result(b, 2.0), job_id="j0"), running])
+    timers = []
+    monkeypatch.setattr(tuner, "_start_missing_timer", lambda *args: timers.append(args))
+    tuner._check_missing(0, "j0")
+    assert 0 in tuner._driver.pending and timers == [(0, "j0", 2)]
+
+
+def test_final_value_for_prefers_a_success_to_a_reported_failure(tmp_path):
+    params = {"layer0": 0, "_candidate": "abc"}
+    failed = first_run_job(params, {"status": "failed", "reason": "NaN", "candidate": "abc"})
+    ok = first_run_job(params, {"default": 1.0, "status": "succeeded", "candidate": "abc"})
+    other = first_run_job(params, {"default": 7.0, "status": "succeeded", "candidate": "xyz"})
+    assert rest.final_value_for([other, failed, ok], "_candidate", "abc")["default"] == 1.0
+    assert rest.final_value_for([other, failed], "_candidate", "abc")["status"] == "failed"
+    assert rest.final_value_for([other], "_candidate", "abc") is None
+
+
+def test_missing_result_check_gives_up_asking_an_unreachable_manager(tmp_path, monkeypatch):
+    """REST errors re-arm the check a bounded number of times, never faster than a minimum delay."""
+    from nas_core.nni_adapter import tuner as tuner_module
+
+    tuner = make(tmp_path)
+    tuner._missing_result_timeout = 0.0
+    a, b = tuner.generate_multiple_parameters([0, 1], st_callback=lambda *x: None)
+    monkeypatch.setenv("NNI_TUNER_COMMAND_CHANNEL", "ws://localhost:1234/tuner")
+
+    def down(*args, **kw):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(rest, "get", down)
+    delays = []
+
+    class FakeTimer:
+        def __init__(self, delay, function, args):
+            delays.append(delay)
+            self.call = lambda: function(*args)
+            self.daemon = False
+
+        def start(self):
+            self.call()
+
+    monkeypatch.setattr(tuner_module.threading, "Timer", FakeTimer)
+    tuner._start_missing_timer(0)
+    assert len(delays) == tuner_module.MISSING_RESULT_ATTEMPTS
+    assert delays[0] == 0.0 and min(delays[1:]) >= tuner_module.MISSING_RESULT_MIN_DELAY
+    assert tuner._driver.records[-1].result.reason == "trial succeeded but reported no final result"
+
+
 def test_resume_without_a_search_state_is_refused_in_one_line(tmp_path):
     tuner = StrategyTuner(strategy=STRATEGY, strategy_args={"batch": 2, "batches": 2}, seed=0,
                           state_file=str(tmp_path / "state.json"), missing_result_timeout=-1)

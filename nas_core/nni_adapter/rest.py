@@ -133,13 +133,26 @@ def ended_candidates(jobs: list[dict[str, Any]], field: str) -> dict[str, dict[s
 
 
 def final_value_for(jobs: list[dict[str, Any]], field: str, key: str) -> Any:
-    """The final result stored for any job that ran candidate ``key``, or None."""
+    """The final result stored for candidate ``key``, or None.
+
+    A job's result is the candidate's when it echoes ``key`` (the candidate the trial really
+    trained), or, echoing none, when the job was handed ``key`` in its parameters. A success is
+    preferred to a reported failure (a candidate re-run after a resume may hold both).
+    """
+    found: list[Any] = []
     for job in jobs:
-        if key in submitted_keys([job], field):
-            value = final_value(job)
-            if value is not None:
-                return value
-    return None
+        value = final_value(job)
+        if value is None:
+            continue
+        echoed = value.get("candidate") if isinstance(value, dict) else None
+        if echoed is not None and str(echoed) == key or echoed is None and key in submitted_keys([job], field):
+            found.append(value)
+    return next((v for v in found if not reported_failure(v)), found[0] if found else None)
+
+
+def reported_failure(value: Any) -> bool:
+    """Whether a trial's final result says it failed (our trial's ``status: failed``)."""
+    return isinstance(value, dict) and value.get("status") == "failed"
 
 
 def final_value(job: dict[str, Any]) -> Any:
@@ -181,22 +194,6 @@ def cancel_unfinished(root: int | str, attempts: int = 60, delay: float = 2.0) -
                     _logger.warning("cannot cancel trial job %s: %s", job_id, err)
         time.sleep(delay)
     return len(cancelled)
-
-
-def parameter_id_of(job: dict[str, Any]) -> Any:
-    """The parameter id NNI sent to a trial job (its first parameter set), or None."""
-    record = job_parameters(job)
-    return record.get("parameter_id") if record is not None else None
-
-
-def final_value_of(jobs: list[dict[str, Any]], parameter_id: Any) -> Any:
-    """The final result the manager stored for the job of ``parameter_id``, or None."""
-    for job in jobs:
-        if parameter_id_of(job) == parameter_id:
-            value = final_value(job)
-            if value is not None:
-                return value
-    return None
 
 
 def cap_trial_number(root: int | str, sent: set[str], field: str, attempts: int = 30, delay: float = 2.0) -> bool:

@@ -65,6 +65,11 @@ from .trial_outcome import job_identity, result_from_value
 _logger = logging.getLogger("nas_core.tuner")
 
 STATE_FILE = "nas_search_state.json"
+MISSING_RESULT_ATTEMPTS = 60
+"""How many times the missing-result check asks the manager (an unreachable manager, or a job still
+running that may train the candidate) before it gives up and fails the candidate."""
+MISSING_RESULT_MIN_DELAY = 5.0
+"""Seconds at least between two looks of the missing-result check (``missing_result_timeout`` may be 0)."""
 
 
 class TunerConfigError(PluginArgumentError):
@@ -420,7 +425,7 @@ class StrategyTuner(Tuner):
                     return
                 if success:
                     if parameter_id in self._driver.pending and self._missing_result_timeout >= 0:
-                        self._start_missing_timer(parameter_id)
+                        self._start_missing_timer(parameter_id, job_id)
                     return
             except Exception:
                 _logger.exception("trial_end(%s, %s) failed", parameter_id, success)
@@ -509,49 +514,95 @@ class StrategyTuner(Tuner):
             params = self._params_by_id.get(trained)
         return params if params is not None else trial_outcome.parameters_by_id(jobs).get(trained, own)
 
-    def _check_missing(self, parameter_id: int) -> None:
+    def _check_missing(self, parameter_id: int, job_id: str | None = None, attempt: int = 1) -> None:
         """A trial ended successfully but its result has not arrived: ask the manager before failing it.
 
         The manager stores a final result before it tells the tuner, so a result it holds is taken
-        from there (the late arrival is then ignored as a duplicate). When a result came from
-        another trial job for a candidate already settled (a trial that could not read its own
-        parameter set from the manager trained another trial's, :mod:`.trial_io`), this candidate
-        was never trained: it is proposed again rather than failed, while NNI can still run it.
-        Otherwise it fails, with the trial's job id and Trial No. when the manager names them.
+        from there (the late arrival is then ignored as a duplicate): that of the job that ended
+        (``job_id``, from the dispatcher hook), then any stored for the pending candidate itself,
+        found by its candidate hash, never by ``parameter_id`` (a resume hands parameter ids out
+        again, so an old job may carry the same one). A candidate that a job still running may be
+        training is looked at again later. When a result came from another trial job for a
+        candidate already settled (a trial that could not read its own parameter set from the
+        manager trained another trial's, :mod:`.trial_io`), this candidate was never trained: it is
+        proposed again rather than failed, while NNI can still run it. Otherwise it fails, with the
+        trial's job id and Trial No. when the manager names them.
         """
-        jobs: list[dict[str, Any]] | None = None
+        jobs: list[dict[str, Any]] = []
         root = rest.tuner_api_root(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
         if root is not None:
             try:
                 jobs = rest.get(root, "trial-jobs") or []
             except (OSError, ValueError) as err:
-                _logger.warning("cannot ask the manager about trial %s yet: %s", parameter_id, err)
-                self._start_missing_timer(parameter_id)
-                return
+                if attempt < MISSING_RESULT_ATTEMPTS:
+                    _logger.warning("cannot ask the manager about trial %s yet (%s); asking again", parameter_id, err)
+                    self._start_missing_timer(parameter_id, job_id, attempt + 1)
+                    return
+                _logger.warning("cannot ask the manager about trial %s (%s); giving up", parameter_id, err)
         with self._lock:
             try:
                 if self._driver is None or parameter_id not in self._driver.pending:
                     return
-                value = rest.final_value_of(jobs or [], parameter_id)
                 arch = self._driver.pending[parameter_id]
-                if value is not None:
-                    self._record(self._arch_of(self._params_by_id.get(parameter_id, {}), value),
-                                 result_from_value(value), f"trial {parameter_id} (result read from the manager)", value)
-                elif self._duplicates > 0 and not self._finish_requested and self._driver.resend(arch):
-                    self._duplicates -= 1
-                    _logger.warning("trial %s ended without a result for its candidate %s while another trial trained a "
-                                    "candidate twice: proposing it again", parameter_id,
-                                    candidate_hash(self._driver.space.key(arch)))
-                else:
-                    job = next((j for j in reversed(jobs or []) if rest.parameter_id_of(j) == parameter_id), None)
-                    self._driver.fail(parameter_id, "trial succeeded but reported no final result",
-                                      **(job_identity(job) if job is not None else {}))
+                digest = candidate_hash(self._driver.space.key(arch))
+                job = self._ended_job(jobs, job_id, parameter_id, digest)
+                ended_value = rest.final_value(job) if job is not None else None
+                if job is not None and ended_value is not None:
+                    params = trial_outcome.job_form(job)[1] or self._params_by_id.get(parameter_id, {})
+                    self._record(self._arch_of(params, ended_value), result_from_value(ended_value),
+                                 f"trial {parameter_id} (job {job_id}, result read from the manager)", ended_value,
+                                 identity=job_identity(job))
+                if self._pending_as(parameter_id, arch):
+                    value = rest.final_value_for(jobs, CANDIDATE_FIELD, digest)
+                    if value is not None:
+                        self._record(arch, result_from_value(value),
+                                     f"trial {parameter_id} (result read from the manager)", value)
+                if self._pending_as(parameter_id, arch):
+                    partner = self._live_partner([j for j in jobs if j is not job], digest, ended_value)
+                    if partner is not None and attempt < MISSING_RESULT_ATTEMPTS:
+                        _logger.info("candidate %s of trial %s may be trained by job %s, still running; "
+                                     "looking again later", digest, parameter_id, partner)
+                        self._start_missing_timer(parameter_id, job_id, attempt + 1)
+                    elif self._duplicates > 0 and not self._finish_requested and self._driver.resend(arch):
+                        self._duplicates -= 1
+                        _logger.warning("trial %s ended without a result for its candidate %s while another trial "
+                                        "trained a candidate twice: proposing it again", parameter_id, digest)
+                    else:
+                        self._driver.fail(parameter_id, "trial succeeded but reported no final result",
+                                          **(job_identity(job) if job is not None else {}))
                 self._after_result()
             except Exception:
                 _logger.exception("missing-result check for %s failed", parameter_id)
 
-    def _start_missing_timer(self, parameter_id: int) -> None:
-        timer = threading.Timer(self._missing_result_timeout, self._check_missing, args=(parameter_id,))
+    def _pending_as(self, parameter_id: int, arch: dict[str, Any]) -> bool:
+        assert self._driver is not None
+        return self._driver.pending.get(parameter_id) == arch
+
+    @staticmethod
+    def _ended_job(jobs: list[dict[str, Any]], job_id: str | None, parameter_id: int, digest: str
+                   ) -> dict[str, Any] | None:
+        """The manager's record of the job whose end is checked: by its id (the dispatcher hook), else
+        the latest job handed this candidate under ``parameter_id`` (the hash keeps a first-run job
+        of the same parameter id out)."""
+        if job_id is not None:
+            return next((j for j in jobs if str(j.get("trialJobId")) == job_id), None)
+        return next((j for j in reversed(jobs) if trial_outcome.job_form(j)[0] == parameter_id
+                     and digest in rest.submitted_keys([j], CANDIDATE_FIELD)), None)
+
+    @staticmethod
+    def _live_partner(jobs: list[dict[str, Any]], digest: str, ended_value: Any) -> str | None:
+        """A job not ended yet that may be training candidate ``digest``: one handed it, or, when the
+        job that ended trained another candidate (a swap), one handed that other candidate."""
+        echoed = ended_value.get("candidate") if isinstance(ended_value, dict) else None
+        wanted = {digest} | ({str(echoed)} if echoed else set())
+        for job in jobs:
+            if str(job.get("status")) not in rest.ENDED_STATUSES and rest.submitted_keys([job], CANDIDATE_FIELD) & wanted:
+                return str(job.get("trialJobId"))
+        return None
+
+    def _start_missing_timer(self, parameter_id: int, job_id: str | None = None, attempt: int = 1) -> None:
+        delay = max(self._missing_result_timeout, MISSING_RESULT_MIN_DELAY if attempt > 1 else 0.0)
+        timer = threading.Timer(delay, self._check_missing, args=(parameter_id, job_id, attempt))
         timer.daemon = True
         timer.start()
 
