@@ -414,15 +414,40 @@ def test_an_orphan_is_settled_by_the_result_the_manager_holds_not_by_a_job_statu
     assert all(r.result.ok for r in again._driver.records)
 
 
+def fake_manager(monkeypatch, statuses, looks):
+    statuses, looks, deleted = iter(statuses), iter(looks), []
+
+    def get(port, api, **kw):
+        deleted.append(("GET", api))
+        return {"status": next(statuses)} if api == "check-status" else next(looks)
+
+    monkeypatch.setattr(rest, "get", get)
+    monkeypatch.setattr(rest, "request", lambda port, method, api, *a, **kw: deleted.append((method, api)))
+    return deleted
+
+
 def test_cancel_unfinished_cancels_running_trials_until_every_job_has_ended(monkeypatch):
     """After a fatal tuner error NNI stops following its trials; a re-submitted one may start later."""
-    looks = iter([
+    deleted = fake_manager(monkeypatch, ["RUNNING"] + ["ERROR"] * 3, [
         [{"trialJobId": "a", "status": "RUNNING"}, {"trialJobId": "b", "status": "ADD_RESUMED"}],
         [{"trialJobId": "a", "status": "USER_CANCELED"}, {"trialJobId": "b", "status": "RUNNING"}],
         [{"trialJobId": "a", "status": "USER_CANCELED"}, {"trialJobId": "b", "status": "USER_CANCELED"}],
     ])
-    deleted = []
-    monkeypatch.setattr(rest, "get", lambda port, api, **kw: next(looks))
-    monkeypatch.setattr(rest, "request", lambda port, method, api, *a, **kw: deleted.append((method, api)))
     assert rest.cancel_unfinished(1234, delay=0) == 2
-    assert deleted == [("DELETE", "trial-jobs/a"), ("DELETE", "trial-jobs/b")]
+    assert [call for call in deleted if call[0] == "DELETE"] == [("DELETE", "trial-jobs/a"), ("DELETE", "trial-jobs/b")]
+
+
+def test_cancel_unfinished_leaves_a_healthy_experiment_alone(monkeypatch):
+    """The error never reached the manager (NNI's report_error swallows send failures)."""
+    deleted = fake_manager(monkeypatch, ["RUNNING"] * 100, [[{"trialJobId": "a", "status": "RUNNING"}]] * 100)
+    assert rest.cancel_unfinished(1234, delay=0) == 0
+    assert deleted == [("GET", "check-status")] * 3  # waited `grace` looks for an ERROR, listed nothing
+
+
+def test_cancel_unfinished_stops_when_only_resubmitted_trials_remain(monkeypatch):
+    looks = [[{"trialJobId": "b", "status": "ADD_RESUMED"}]] * 100
+    statuses = ["ERROR"] * 100
+    deleted = fake_manager(monkeypatch, statuses, looks)
+    assert rest.cancel_unfinished(1234, delay=0, grace=3) == 0
+    assert deleted.count(("GET", "trial-jobs")) == 4  # not the full 60 looks
+

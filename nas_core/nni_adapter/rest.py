@@ -165,25 +165,44 @@ def final_value(job: dict[str, Any]) -> Any:
     return None
 
 
-def cancel_unfinished(root: int | str, attempts: int = 60, delay: float = 2.0) -> int:
-    """Cancel every trial job of the manager at ``root`` (as for :func:`request`) that has not
-    ended; returns how many.
+def cancel_unfinished(root: int | str, attempts: int = 60, delay: float = 2.0, *, grace: int = 3) -> int:
+    """Cancel the trial jobs of the manager at ``root`` (as for :func:`request`) that have not
+    ended, while it shows ERROR; returns how many.
 
     For an experiment that went to ERROR: NNI's manager then stops following its running trials,
-    which would stay listed RUNNING for good, though a trial a resume re-submitted (``ADD_RESUMED``)
-    may still be started a moment later. So this looks again every ``delay`` seconds while any job
-    has not ended, cancelling those RUNNING or WAITING, up to ``attempts`` looks.
+    which would stay listed RUNNING for good. Each look first asks the manager's status
+    (``check-status``): a healthy experiment's trials are never touched (NNI's ``report_error``
+    swallows a failure to send, so the error may never have reached the manager), and the first
+    ``grace`` looks wait for the error to arrive. It looks again every ``delay`` seconds, up to
+    ``attempts`` looks, while a job is RUNNING or WAITING, or, for ``grace`` looks, while trials a
+    resume re-submitted (``ADD_RESUMED``) may still be started.
     """
     cancelled: set[str] = set()
-    for _ in range(attempts):
+    seen_error = False
+    only_resumed = 0
+    for look in range(attempts):
         try:
-            jobs = get(root, "trial-jobs") or []
-        except (OSError, ValueError) as err:
+            status = (get(root, "check-status") or {}).get("status")
+            jobs = get(root, "trial-jobs") or [] if status == "ERROR" else []
+        except (OSError, ValueError, AttributeError) as err:
             _logger.warning("cannot list the trial jobs to cancel: %s", err)
             break
-        if all(str(job.get("status")) in ENDED_STATUSES for job in jobs):
+        if status != "ERROR":
+            if seen_error or look + 1 >= grace:
+                break
+            time.sleep(delay)
+            continue
+        seen_error = True
+        unfinished = [job for job in jobs if str(job.get("status")) not in ENDED_STATUSES]
+        if not unfinished:
             break
-        for job in jobs:
+        if all(str(job.get("status")) == "ADD_RESUMED" for job in unfinished):
+            only_resumed += 1
+            if only_resumed > grace:
+                break
+        else:
+            only_resumed = 0
+        for job in unfinished:
             job_id = str(job.get("trialJobId"))
             if str(job.get("status")) in ("RUNNING", "WAITING") and job_id not in cancelled:
                 try:
