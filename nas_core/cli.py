@@ -150,7 +150,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     try:
         exp = nni_experiment.start(config.path, port=port, host=host, manager_poll=manager_poll, say=workers.append,
                                    experiment_id=args.resume, resume=args.resume is not None)
-    except ValueError as err:  # --resume of an experiment that cannot be resumed
+    except nni_experiment.ResumeRefused as err:
         raise UsageError(str(err)) from None
     shown = "127.0.0.1" if host in (None, "0.0.0.0") else host
     print(f"experiment {exp.id}: web UI at http://{shown}:{port}  (listening on {host or 'all interfaces'})")
@@ -177,7 +177,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         exp.stop()
         print(f"stopped the NNI manager; browse the results later with `nnictl view {exp.id}`")
     try:
-        results = load_any_results(outcome.experiment_dir, state_path_of(outcome.experiment_dir))
+        results = load_any_results(outcome.experiment_dir, state_path_of(outcome.experiment_dir, exp.config.tuner))
     except ResultsError as err:
         print(f"no search results: {err}", file=sys.stderr)
         return 1

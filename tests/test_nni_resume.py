@@ -268,3 +268,109 @@ def test_search_resume_of_an_experiment_that_is_not_there_is_one_line(make_toy_c
     assert main(["search", str(config), "--resume", "nosuchexp", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --resume 'nosuchexp': no experiment of that id under ") and err.count("\n") == 1
+
+
+class StoppedExperiments:
+    """nnictl's manifest of experiments, listing one stopped experiment (no file read or written)."""
+
+    def get_all_experiments(self):
+        return {"exp1": {"status": "STOPPED", "pid": None}}
+
+
+def stopped_experiment(tmp_path, monkeypatch, make_toy_config, *, class_args=None, jobs=0, saved_error=None):
+    """A stopped experiment's directory as NNI leaves it (a database with ``jobs`` trial jobs); NNI's
+    readers of its saved config and of nnictl's manifest are faked. Returns (config path, experiment dir)."""
+    import sqlite3
+
+    from nni.experiment import ExperimentConfig, launcher
+    from nni.tools.nnictl import config_utils
+
+    tuner = {"className": "nas_core.nni_adapter.tuner.StrategyTuner", "codeDirectory": str(REPO),
+             "classArgs": {"strategy": "evolution", "strategy_args": STRATEGY_ARGS, "seed": 3, **(class_args or {})}}
+    config = make_toy_config(tuner=tuner)
+    exp_dir = tmp_path / "experiments" / "exp1"
+    (exp_dir / "db").mkdir(parents=True)
+    db = sqlite3.connect(exp_dir / "db" / "nni.sqlite")
+    db.execute("CREATE TABLE TrialJobEvent (timestamp integer, trialJobId text, event text, data text, "
+               "logPath text, sequenceId integer, message text)")
+    db.executemany("INSERT INTO TrialJobEvent VALUES (0, ?, 'WAITING', '', '', ?, '')",
+                   [(f"job{i}", i) for i in range(jobs)])
+    db.commit()
+    db.close()
+    saved = ExperimentConfig.load(str(config))
+
+    def stopped_config(exp_id, exp_dir=None):
+        if saved_error is not None:
+            raise saved_error
+        return saved
+
+    monkeypatch.setattr(launcher, "get_stopped_experiment_config", stopped_config)
+    monkeypatch.setattr(config_utils, "Experiments", StoppedExperiments)
+    return config, exp_dir
+
+
+def resume_refusal(config, exp_id="exp1"):
+    from nni.experiment import ExperimentConfig
+
+    with pytest.raises(nni_experiment.ResumeRefused) as refused:
+        nni_experiment.resumable_config(ExperimentConfig.load(str(config)), exp_id)
+    assert "\n" not in str(refused.value)
+    return str(refused.value)
+
+
+def test_resume_reads_the_state_file_the_tuner_was_told(tmp_path, monkeypatch, make_toy_config):
+    from nni.experiment import ExperimentConfig
+
+    config, exp_dir = stopped_experiment(tmp_path, monkeypatch, make_toy_config, jobs=2,
+                                         class_args={"state_file": str(tmp_path / "elsewhere.json")})
+    (tmp_path / "elsewhere.json").write_text('{"version": 1, "driver": {}}')
+    saved = nni_experiment.resumable_config(ExperimentConfig.load(str(config)), "exp1")
+    assert state_path_of(exp_dir, saved.tuner) == tmp_path / "elsewhere.json"
+    (tmp_path / "elsewhere.json").unlink()
+    assert "the search state " + str(tmp_path / "elsewhere.json") + " is missing" in resume_refusal(config)
+
+
+def test_a_relative_state_file_is_under_the_directory_nni_starts_the_tuner_in(tmp_path):
+    tuner = {"className": "nas_core.nni_adapter.tuner:StrategyTuner", "classArgs": {"state_file": "s.json"}}
+    assert state_path_of(tmp_path, tuner) == tmp_path / "log" / "s.json"
+    assert state_path_of(tmp_path, {"className": "nni.algorithms.hpo.tpe_tuner.TpeTuner",
+                                    "classArgs": {"state_file": "s.json"}}) == state_path_of(tmp_path)
+
+
+def test_resume_of_an_experiment_that_never_submitted_a_trial_says_so(tmp_path, monkeypatch, make_toy_config):
+    config, _ = stopped_experiment(tmp_path, monkeypatch, make_toy_config, jobs=0)
+    message = resume_refusal(config)
+    assert "never submitted a trial" in message and "start a new experiment" in message
+    assert "would train architectures again" not in message
+
+
+def test_resume_with_trials_and_no_state_is_refused_as_missing(tmp_path, monkeypatch, make_toy_config):
+    config, _ = stopped_experiment(tmp_path, monkeypatch, make_toy_config, jobs=1)
+    assert "is missing; without it the search would train architectures again" in resume_refusal(config)
+
+
+@pytest.mark.parametrize("error", [__import__("sqlite3").OperationalError("database is locked"),
+                                   FileNotFoundError(2, "No such file or directory", "/moved/cwd")])
+def test_resume_whose_saved_config_cannot_be_read_is_one_line(tmp_path, monkeypatch, make_toy_config, error):
+    config, _ = stopped_experiment(tmp_path, monkeypatch, make_toy_config, jobs=1, saved_error=error)
+    assert resume_refusal(config).startswith("--resume 'exp1': cannot read the experiment under ")
+
+
+def test_search_resume_of_an_over_long_id_is_one_line(make_toy_config, capsys):
+    from nas_core.cli import main
+
+    config = config_for(make_toy_config)
+    assert main(["search", str(config), "--resume", "x" * 1000, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --resume 'xxx") and err.count("\n") == 1
+
+
+def test_search_does_not_call_other_value_errors_a_resume_refusal(make_toy_config, monkeypatch):
+    from nas_core.cli import main
+
+    def broken(*args, **kw):
+        raise ValueError("a bug elsewhere")
+
+    monkeypatch.setattr(nni_experiment, "start", broken)
+    with pytest.raises(ValueError, match="a bug elsewhere"):
+        main(["search", str(config_for(make_toy_config)), "--no-progress"])

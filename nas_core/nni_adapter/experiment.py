@@ -164,34 +164,58 @@ def quiet_nni_logging() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+class ResumeRefused(ValueError):
+    """``search --resume`` cannot continue the experiment; the message (one line) says why."""
+
+
 def resumable_config(config: Any, experiment_id: str) -> Any:
     """The saved config of stopped experiment ``experiment_id`` (found under ``config``'s working
-    directory), after checking that it can be resumed: ValueError, one line, saying why not.
+    directory), after checking that it can be resumed: :class:`ResumeRefused`, one line, saying why not.
 
     With our tuner its search state must be intact: a missing or unreadable one is refused here,
-    before NNI starts (the tuner refuses it too, under ``nnictl resume``).
+    before NNI starts (the tuner refuses it too, under ``nnictl resume``). An experiment that never
+    submitted a trial never wrote one either: there is nothing to continue.
     """
+    import sqlite3
+
     import psutil
     from nni.experiment import launcher
     from nni.tools.nnictl.config_utils import Experiments
 
+    from . import nni_records
     from .tuner import ResumeError, is_strategy_tuner, read_resumable_state, state_path_of
 
     working_dir = Path(config.canonical_copy().experiment_working_directory)
-    exp_dir = working_dir / experiment_id
-    if not (exp_dir / "db").is_dir():
-        raise ValueError(f"--resume {experiment_id!r}: no experiment of that id under {working_dir}")
-    info = Experiments().get_all_experiments().get(experiment_id) or {}
-    pid = info.get("pid")
-    if info.get("status") != "STOPPED" and isinstance(pid, int) and psutil.pid_exists(pid):
-        raise ValueError(f"--resume {experiment_id!r}: the experiment is still running (nnictl stop {experiment_id})")
-    saved = launcher.get_stopped_experiment_config(experiment_id, exp_dir=working_dir)
-    if is_strategy_tuner(getattr(saved.tuner, "class_name", None), getattr(saved.tuner, "name", None)):
+    label = f"--resume {experiment_id!r}"
+    try:
+        exp_dir = working_dir / experiment_id
+        if not (exp_dir / "db").is_dir():
+            raise ResumeRefused(f"{label}: no experiment of that id under {working_dir}")
+        info = Experiments().get_all_experiments().get(experiment_id) or {}
+        pid = info.get("pid")
+        if info.get("status") != "STOPPED" and isinstance(pid, int) and psutil.pid_exists(pid):
+            raise ResumeRefused(f"{label}: the experiment is still running (nnictl stop {experiment_id})")
         try:
-            read_resumable_state(state_path_of(exp_dir))
-        except ResumeError as err:
-            raise ValueError(f"--resume {experiment_id!r}: {err}") from None
+            saved = launcher.get_stopped_experiment_config(experiment_id, exp_dir=working_dir)
+        except (ValueError, TypeError, KeyError) as err:
+            raise ResumeRefused(f"{label}: cannot read its saved config ({one_line(err)})") from None
+        if is_strategy_tuner(getattr(saved.tuner, "class_name", None), getattr(saved.tuner, "name", None)):
+            state = state_path_of(exp_dir, saved.tuner)
+            try:
+                read_resumable_state(state)
+            except ResumeError as err:
+                if not state.exists() and nni_records.trial_jobs_submitted(exp_dir) == 0:
+                    raise ResumeRefused(
+                        f"{label}: the experiment never submitted a trial, so there is nothing to continue (its search "
+                        f"state {state} was never written); start a new experiment instead") from None
+                raise ResumeRefused(f"{label}: {err}") from None
+    except (OSError, sqlite3.Error) as err:
+        raise ResumeRefused(f"{label}: cannot read the experiment under {working_dir} ({one_line(err)})") from None
     return saved
+
+
+def one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def start(config_path: str | Path, *, port: int, host: str | None, experiment_id: str | None = None,
@@ -202,7 +226,7 @@ def start(config_path: str | Path, *, port: int, host: str | None, experiment_id
     ``manager_poll``: see :func:`bind_environment`; NNI's own tuners keep NNI's loop
     (:func:`manager_poll_for`). ``say`` is given the lines that tell what was decided (they are
     logged at INFO level otherwise). ``resume``: continue the stopped experiment ``experiment_id``
-    with its saved config (:func:`resumable_config`, which raises ValueError when it cannot be).
+    with its saved config (:func:`resumable_config`, which raises :class:`ResumeRefused` when it cannot be).
     """
     from nni.experiment import Experiment, ExperimentConfig
 

@@ -132,6 +132,22 @@ def _read(database: Path) -> tuple[dict[str, Any], list[_Job]]:
     return profile if isinstance(profile, dict) else {}, jobs
 
 
+def trial_jobs_submitted(location: str | Path) -> int:
+    """How many trial jobs the experiment in directory ``location`` ever submitted (0 without a
+    database); sqlite3.Error or OSError when its database cannot be read."""
+    database = database_of(location)
+    if database is None:
+        return 0
+    uri = f"{database.resolve().as_uri()}?mode=ro"
+    connection = sqlite3.connect(uri, uri=True, timeout=10.0)
+    try:
+        row = connection.execute("SELECT COUNT(DISTINCT trialJobId) FROM TrialJobEvent "
+                                 "WHERE trialJobId IS NOT NULL AND trialJobId != ''").fetchone()
+    finally:
+        connection.close()
+    return int(row[0]) if row else 0
+
+
 def _trained_parameters(job: _Job, trained: int | None, jobs: Sequence[_Job],
                         by_candidate: Mapping[str, dict[str, Any]]) -> dict[str, Any] | None:
     """The parameters ``job`` trained (see the module's docstring); ``trained`` is the parameter id

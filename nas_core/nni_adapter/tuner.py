@@ -807,7 +807,22 @@ def read_resumable_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
-def state_path_of(experiment_dir: str | os.PathLike[str]) -> Path:
-    """Where the tuner of the experiment in ``experiment_dir`` keeps its state."""
+def state_path_of(experiment_dir: str | os.PathLike[str], tuner: Any = None) -> Path:
+    """Where the tuner of the experiment in ``experiment_dir`` keeps its state.
+
+    ``tuner``: the experiment's tuner config (NNI's ``config.tuner``, or its dict form); when it is
+    this tuner with ``classArgs.state_file`` set, that file, a relative path taken, as the tuner
+    does, from the directory NNI starts the tuner in (the experiment's ``log`` directory).
+    Otherwise the default place in the experiment's checkpoint directory.
+    """
+    if isinstance(tuner, dict):
+        class_name, name, class_args = tuner.get("className"), tuner.get("name"), tuner.get("classArgs")
+    else:
+        class_name, name = getattr(tuner, "class_name", None), getattr(tuner, "name", None)
+        class_args = getattr(tuner, "class_args", None)
+    configured = class_args.get("state_file") if isinstance(class_args, dict) else None
+    if tuner is not None and configured and is_strategy_tuner(class_name, name):
+        path = Path(os.path.expanduser(str(configured)))
+        return path if path.is_absolute() else Path(experiment_dir) / "log" / path
     return Path(experiment_dir) / "checkpoint" / STATE_FILE
 
