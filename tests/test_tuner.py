@@ -182,6 +182,25 @@ def test_orphan_that_never_became_a_trial_is_proposed_again(tmp_path):
     assert [r.result.fitness for r in again._driver.records] == [1.0, 2.0]
 
 
+def test_the_orphan_watcher_survives_an_unexpected_error(tmp_path, monkeypatch):
+    tuner = make(tmp_path)
+    tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
+    again = resumed(tmp_path)
+    manager_with(monkeypatch, [])
+    calls = []
+
+    def check(jobs, rows=None):
+        calls.append(jobs)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in one look")
+        return False  # settled: the watch ends
+
+    monkeypatch.setattr(again, "check_orphans", check)
+    thread = again._watch_orphans(interval=0)
+    thread.join(timeout=30)
+    assert not thread.is_alive() and len(calls) == 2
+
+
 def test_a_stale_tuner_never_overwrites_the_resumed_state(tmp_path):
     old = make(tmp_path)
     params = old.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)

@@ -628,16 +628,18 @@ class StrategyTuner(Tuner):
         self._persist()
 
     # ----------------------------------------------------------------- resume
-    def _watch_orphans(self, interval: float = 5.0) -> None:
+    def _watch_orphans(self, interval: float = 5.0) -> threading.Thread | None:
         """Fail candidates whose re-run trial ended without a result after a resume.
 
         NNI re-runs the trials that were running when it stopped, but ignores their ends in the
         tuner; a re-run that fails would leave its candidate in flight forever (and a generation
-        barrier waiting). The manager's trial list tells which ones ended.
+        barrier waiting). The manager's trial list tells which ones ended. Any error of one look is
+        logged and the watch goes on: a watcher that died would leave the orphans unsettled.
+        Returns the watching thread (None without a manager to ask).
         """
         root = rest.tuner_api_root(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
         if root is None:
-            return
+            return None
 
         def watch() -> None:
             while True:
@@ -645,13 +647,17 @@ class StrategyTuner(Tuner):
                 try:
                     jobs = rest.get(root, "trial-jobs") or []
                     rows = {job_id: rest.get(root, f"metric-data/{job_id}") or [] for job_id in self._orphan_ends(jobs)}
-                except (OSError, ValueError):
-                    continue
-                with self._lock:
-                    if not self.check_orphans(jobs, rows):
-                        return
+                    with self._lock:
+                        if not self.check_orphans(jobs, rows):
+                            return
+                except (OSError, ValueError) as err:
+                    _logger.warning("cannot list the trial jobs to settle orphans yet: %s", err)
+                except Exception:
+                    _logger.exception("settling orphans failed; trying again in %s s", interval)
 
-        threading.Thread(target=watch, daemon=True, name="orphan-watch").start()
+        thread = threading.Thread(target=watch, daemon=True, name="orphan-watch")
+        thread.start()
+        return thread
 
     def _orphan_ends(self, jobs: list[dict[str, Any]]) -> list[str]:
         """The jobs in ``jobs`` that ran an orphan and ended without success (whose metric rows tell how)."""
