@@ -236,7 +236,11 @@ class SearchDriver:
         return "replayed"
 
     def _resolve(self, key: str, result: TrialResult, **external: Any) -> None:
-        flight = self._in_flight.pop(key)
+        flight = self._in_flight[key]
+        recorded = [c for c in (flight.candidate_id, *flight.followers) if c in self._recorded]
+        if recorded:  # checked before anything changes: the candidate stays in flight as it was
+            raise StrategyError(f"candidate {recorded[0]} already has a record")
+        del self._in_flight[key]
         if flight.trial_id is not None:
             self._by_trial.pop(flight.trial_id, None)
         self._tell(flight.candidate_id, flight.trial_id, flight.arch, key, result, "trained", **external)

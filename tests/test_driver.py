@@ -267,3 +267,13 @@ def test_the_report_reads_such_a_history_with_one_record_per_candidate_too(tmp_p
     write_json_atomic(tmp_path / "state.json", {"driver": state})
     results = load_results(tmp_path / "state.json")
     assert [(r.candidate_id, r.result.fitness) for r in results.records] == [(0, 4.0)]
+
+
+def test_a_second_record_is_refused_before_the_candidate_leaves_the_flight():
+    """The "already has a record" guard must not leave the candidate neither in flight nor recorded."""
+    d = driver(A, B)
+    assert d.ask(1) == A
+    d._recorded.add(0)  # a bookkeeping bug: candidate 0 recorded behind the driver's back
+    with pytest.raises(StrategyError, match="candidate 0 already has a record"):
+        d.complete(A, ok(1.0))
+    assert d.pending == {1: A} and d.records == []

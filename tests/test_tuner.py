@@ -67,6 +67,17 @@ def test_failed_trial_end_fails_the_pending_candidate(tmp_path):
     assert tuner._driver.records[-1].result.reason == "NaN loss"
 
 
+def test_an_unsettled_unsuccessful_end_keeps_the_job_id_on_its_record(tmp_path, monkeypatch):
+    """Without the manager's record the failure still goes through the one recording path."""
+    monkeypatch.delenv("NNI_TUNER_COMMAND_CHANNEL", raising=False)
+    tuner = make(tmp_path)
+    tuner.generate_multiple_parameters([1, 2], st_callback=lambda *a: None)
+    tuner._ending.job_id = "job5"  # as dispatcher_hooks sets it around NNI's handle_trial_end
+    tuner.trial_end(1, False)
+    (record,) = tuner._driver.records
+    assert record.result.status == "failed" and record.external_id == "job5"
+
+
 def test_swapped_parameters_are_matched_by_the_echoed_candidate(tmp_path):
     tuner = make(tmp_path)
     a, b = tuner.generate_multiple_parameters([1, 2], st_callback=lambda *x: None)
@@ -313,6 +324,7 @@ def test_missing_result_after_a_resume_ignores_a_first_run_job_of_the_same_param
     again._check_missing(0, "new0")
     assert 0 not in again._driver.pending
     assert again._driver.records[-1].result.reason == "trial succeeded but reported no final result"
+    assert (again._driver.records[-1].external_id, again._driver.records[-1].external_number) == ("new0", 2)
     assert again._driver.records[-1].arch == again._driver.space.validate(
         {k: v for k, v in c.items() if k != "_candidate"})
 

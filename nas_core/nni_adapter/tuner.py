@@ -462,8 +462,11 @@ class StrategyTuner(Tuner):
                 else:
                     pid = self._swapped.pop(parameter_id, parameter_id)
                     if pid in self._driver.pending:
-                        self._driver.fail(pid, "trial ended as failed, cancelled or early-stopped without a result "
-                                               "(the NNI manager's record could not tell which)")
+                        self._record(self._driver.pending[pid], TrialResult.failed(
+                            "trial ended as failed, cancelled or early-stopped without a result "
+                            "(the NNI manager's record could not tell which)"),
+                            f"trial {parameter_id} ended unsuccessfully",
+                            identity={"external_id": job_id} if job_id is not None else None)
                 self._after_result()
             except Exception:
                 _logger.exception("cannot record the unsuccessful end of parameter %s", parameter_id)
@@ -568,8 +571,9 @@ class StrategyTuner(Tuner):
                         _logger.warning("trial %s ended without a result for its candidate %s while another trial "
                                         "trained a candidate twice: proposing it again", parameter_id, digest)
                     else:
-                        self._driver.fail(parameter_id, "trial succeeded but reported no final result",
-                                          **(job_identity(job) if job is not None else {}))
+                        self._record(arch, TrialResult.failed("trial succeeded but reported no final result"),
+                                     f"trial {parameter_id}", identity=job_identity(job) if job is not None
+                                     else {"external_id": job_id} if job_id is not None else None)
                 self._after_result()
             except Exception:
                 _logger.exception("missing-result check for %s failed", parameter_id)
