@@ -160,11 +160,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     try:
         outcome = nni_experiment.wait(exp, progress=not args.no_progress, timeout=args.timeout)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: stopping experiment {exp.id}; continue it later with `nnictl resume {exp.id}`")
+        print(f"\ninterrupted: stopping experiment {exp.id}; continue it later with {resume_commands(args, exp.id)}")
         exp.stop()
         return 130
     except TimeoutError as err:
-        print(f"error: {err}; stopping it (resume with `nnictl resume {exp.id}`)", file=sys.stderr)
+        print(f"error: {err}; stopping it (resume with {resume_commands(args, exp.id)})", file=sys.stderr)
         exp.stop()
         return 1
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(outcome.trials.items())) or "no trials"
@@ -191,6 +191,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"error: {failure}", file=sys.stderr)
         return 1
     return 0 if outcome.status == "DONE" else 1
+
+
+def resume_commands(args: argparse.Namespace, experiment_id: str) -> str:
+    """The two ways to continue a stopped experiment, as a user would type them."""
+    return f"`python -m nas_core search {args.config} --resume {experiment_id}` or `nnictl resume {experiment_id}`"
 
 
 def no_success_reason(results: SearchResults) -> str | None:
@@ -339,8 +344,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, help="stop the experiment after this many seconds")
     p.add_argument("--keep-running", action="store_true", help="leave the NNI manager and web UI up at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--resume", metavar="ID", help="continue the stopped experiment ID (under the config's "
-                   "experimentWorkingDirectory) instead of starting a new one; its search state must be intact")
+    p.add_argument("--resume", metavar="ID", help="continue the stopped (or crashed) experiment ID (under the "
+                   "config's experimentWorkingDirectory) instead of starting a new one, with the config it saved "
+                   "(CONFIG only says where to look); its search state must be intact")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("validate", help="check an NNI config (plugins, arguments, search space, data) without running")

@@ -172,3 +172,40 @@ def test_search_runs_to_done(make_toy_config, tmp_path, capsys):
     assert main(["search", str(config), "--port", "18080", "--no-progress", "--output", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "DONE: 4 succeeded" in out
+
+
+def test_progress_counts_a_trial_a_resume_submitted_again_as_not_finished():
+    from collections import Counter
+
+    from nas_core.nni_adapter.experiment import finished_trials
+
+    counts = Counter({"SUCCEEDED": 3, "FAILED": 1, "ADD_RESUMED": 2, "RUNNING": 1, "EARLY_STOPPED": 1})
+    assert finished_trials(counts) == 5
+
+
+@pytest.mark.parametrize("stop, stream, code", [(KeyboardInterrupt(), "out", 130),
+                                                (TimeoutError("experiment x still RUNNING after 5 s"), "err", 1)])
+def test_a_stopped_search_says_how_to_continue_it_with_either_command(make_toy_config, monkeypatch, capsys,
+                                                                       stop, stream, code):
+    from nas_core.cli import main
+    from nas_core.nni_adapter import experiment as nni_experiment
+
+    class Stopped:
+        id = "exp9"
+        stopped = False
+
+        def stop(self):
+            self.stopped = True
+
+    exp = Stopped()
+    config = make_toy_config()
+
+    def interrupted(*args, **kw):
+        raise stop
+
+    monkeypatch.setattr(nni_experiment, "start", lambda *args, **kw: exp)
+    monkeypatch.setattr(nni_experiment, "experiment_dir", lambda experiment: "somewhere")
+    monkeypatch.setattr(nni_experiment, "wait", interrupted)
+    assert main(["search", str(config), "--no-progress"]) == code and exp.stopped
+    shown = getattr(capsys.readouterr(), stream)
+    assert f"`python -m nas_core search {config} --resume exp9` or `nnictl resume exp9`" in shown

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import rest
+from .trial_outcome import ENDED_STATUSES
 
 _log = logging.getLogger(__name__)
 
@@ -258,6 +259,12 @@ def trial_counts(port: int) -> Counter[str]:
     return Counter(str(job.get("status")) for job in jobs)
 
 
+def finished_trials(counts: Counter[str]) -> int:
+    """How many trials have ended, from their counts by status: a trial a resume submitted again
+    (``ADD_RESUMED``) has not, it runs again."""
+    return sum(n for status, n in counts.items() if status in ENDED_STATUSES)
+
+
 def wait(experiment: Any, *, poll: float = 2.0, progress: bool = True, timeout: float | None = None) -> Outcome:
     """Poll the manager until the experiment is DONE, ERROR or STOPPED, showing progress."""
     port = experiment.port
@@ -276,7 +283,7 @@ def wait(experiment: Any, *, poll: float = 2.0, progress: bool = True, timeout: 
             status = str(info.get("status"))
             errors = list(info.get("errors") or [])
             counts = trial_counts(port)
-            finished = sum(n for s, n in counts.items() if s not in ("WAITING", "RUNNING", "UNKNOWN"))
+            finished = finished_trials(counts)
             if bar is not None and (finished, status, counts.get("FAILED", 0)) != shown:
                 shown = (finished, status, counts.get("FAILED", 0))
                 bar.n = finished
