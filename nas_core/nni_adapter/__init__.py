@@ -74,8 +74,21 @@ fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them agains
   by ``''`` (:mod:`.tuner`): results are matched by the echoed candidate key, not those parameters.
 * ``NNI_TUNER_COMMAND_CHANNEL`` (``ws://localhost:PORT[/prefix]/tuner``) in the tuner's environment
   (:mod:`.tuner`, :mod:`.rest`): the manager's port and URL prefix, to lower ``maxTrialNumber`` when the
-  strategy finishes (``PUT experiment?update_type=MAX_TRIAL_NUM``, what the web UI does) and to
-  read ``trial-jobs`` after a resume.
+  strategy finishes (``PUT experiment?update_type=MAX_TRIAL_NUM``, what the web UI does), to
+  read ``trial-jobs`` after a resume (orphans), when a trial ended without success (how) and when
+  a successful one's result is missing, and to cancel trials after a fatal error: ``GET
+  check-status`` (``status`` ERROR) and ``DELETE trial-jobs/<id>``. From ``trial-jobs`` it reads
+  ``hyperParameters[]`` (the JSON of ``parameter_id``, ``parameter_index``, ``parameters``) and
+  ``finalMetricData[].data``.
+* Resuming (:mod:`.experiment`): ``search --resume`` does what ``nnictl resume`` does, through
+  ``Experiment._action = "resume"`` before ``start`` (NNI's manager then reloads the experiment),
+  with the config from ``nni.experiment.launcher.get_stopped_experiment_config`` (which reads
+  ``db/nni.sqlite`` and may raise sqlite3 errors, or OSError from ``os.path.samefile`` when the saved
+  working directory moved), and the ``status`` and ``pid`` fields of nnictl's experiments manifest
+  (``nni.tools.nnictl.config_utils.Experiments``) to refuse an experiment still running.
+* ``NNI_MODE=resume``: the dispatcher calls the tuner's ``load_checkpoint`` before the manager
+  listens for the tuner's errors, so an error reported from there is lost; the tuner keeps its
+  refusal of a resume and reports it when the manager initialises it (``update_search_space``).
 * The dispatcher's ``send`` and the command codes ``NO`` (NO_MORE_TRIAL_JOBS) and ``KI``
   (KILL_TRIAL_JOB), and its ``handle_trial_end`` (looked up on the instance for every command by
   ``MsgDispatcherBase.process_command``; its ``data`` has the ``trial_job_id`` that
@@ -124,7 +137,9 @@ fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them agains
 * ``getTunerServer()``'s ``TunerServer.prototype.init`` and its ``connect`` deferred in NNI's node
   code (``tuner_wait.js``): the manager fails the experiment when the tuner process has not
   connected within a fixed 10 s, which a loaded machine exceeds while Python imports NNI and the tuner.
-* ``NNIManager.prototype.addEventListeners`` (``tuner_error.js``, loaded by ``tuner_wait.js``): the
+* ``NNIManager.prototype.addEventListeners``, its ``dispatcher`` (the TunerServer, whose
+  ``onError`` listeners get ``new Error(content)`` for the tuner's ``ER`` command and the channel's
+  own errors alike) and ``status.errors`` (``tuner_error.js``, loaded by ``tuner_wait.js``): the
   manager replaces every error the tuner reports by "Dispatcher stream error, tuner may have
   crashed."; the shim shows the tuner's own line instead (e.g. why a resume was refused).
 """
