@@ -54,6 +54,9 @@ class Record:
     """The id the runner's own system gave the trial that trained it (e.g. a scheduler's job id)."""
     external_number: int | None = None
     """The number that system shows for that trial in its own UI, so a person can find it there."""
+    strategy_told: str | None = None
+    """The status the strategy was told instead of ``result``'s, when a success arrived after a
+    failure had been told (the result was upgraded in place): the strategy's choices never saw it."""
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -68,6 +71,8 @@ class Record:
             data["external_id"] = self.external_id
         if self.external_number is not None:
             data["external_number"] = self.external_number
+        if self.strategy_told is not None:
+            data["strategy_told"] = self.strategy_told
         return data
 
     @classmethod
@@ -81,6 +86,7 @@ class Record:
             source=data["source"],
             external_id=data.get("external_id"),
             external_number=data.get("external_number"),
+            strategy_told=data.get("strategy_told"),
         )
 
 
@@ -224,7 +230,8 @@ class SearchDriver:
             return "trained"
         known = self._known.get(key)
         if known is not None:
-            upgraded = Record(known.candidate_id, known.trial_id, canonical, key, result, known.source, **external)
+            upgraded = Record(known.candidate_id, known.trial_id, canonical, key, result, known.source, **external,
+                              strategy_told=known.strategy_told or known.result.status)
             if counts_instead(upgraded, known):
                 self._known[key] = upgraded
                 self.records[self._position(known)] = upgraded  # in place: one record per candidate id

@@ -250,6 +250,10 @@ def _render(results: SearchResults, sections: Sequence[ReportSection], evaluated
                  f"`{json.dumps(r.arch)}`"] for i, r in enumerate(best, 1)]
         lines += markdown_table(["Rank", "Candidate", "Fitness", *shown, "Architecture"], rows,
                                 "lrr" + "r" * len(shown) + "l")
+        told_otherwise = [r for r in best if r.strategy_told]
+        if told_otherwise:
+            lines += ["", *[f"- {_candidate(r)}: the strategy was told it {r.strategy_told} (its success arrived "
+                            "later), so the search's choices did not use this result." for r in told_otherwise]]
     else:
         lines.append("No successful candidate.")
     lines.append("")

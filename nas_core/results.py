@@ -120,7 +120,7 @@ def write_trials_csv(results: SearchResults, path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["candidate_id", "trial_id", "trial_number", "trial_job", "source", "status", "fitness",
-                         *metric_names, *dims, "reason"])
+                         *metric_names, *dims, "reason", "strategy_told"])
         for r in records:
             writer.writerow([
                 r.candidate_id, r.trial_id, _blank(r.external_number), _blank(r.external_id), r.source, r.result.status,
@@ -128,6 +128,7 @@ def write_trials_csv(results: SearchResults, path: Path) -> None:
                 *[r.result.metrics.get(m, "") for m in metric_names],
                 *[r.arch.get(d, "") for d in dims],
                 r.result.reason or "",
+                r.strategy_told or "",
             ])
 
 

@@ -122,6 +122,10 @@ def test_late_success_after_failure_upgrades_the_stored_result():
     assert d.complete(A, ok(4.0)) == "upgraded"
     assert d.best()[0].result.fitness == 4.0
     assert len(d.strategy.told) == 1  # the strategy is told once
+    assert d.best()[0].strategy_told == "failed"  # marked: the strategy's choices never saw this success
+    from nas_core.driver import Record
+
+    assert Record.from_json(json.loads(json.dumps(d.best()[0].to_json()))) == d.best()[0]
 
 
 def test_wait_and_finished_are_passed_through():

@@ -162,3 +162,18 @@ def test_early_stopped_candidates_are_shown_apart_and_never_best_nor_on_the_fron
     assert "- records rebuilt from somewhere" in md
     rows = paths["trials_csv"].read_text().splitlines()
     assert any(row.startswith("5,Xy12z,,,trained,early_stopped,,") for row in rows)  # no trial number, job
+
+
+def test_a_best_candidate_the_strategy_was_told_failed_is_marked(tmp_path):
+    """A success that arrived after its failure was told upgrades the record; the report says the
+    search's choices never saw it."""
+    import csv
+    import dataclasses
+
+    records = speed_records()
+    records[3] = dataclasses.replace(records[3], strategy_told="failed")
+    paths = write_report(SearchResults(Path("s.json"), SPACE, records, SpeedEvaluator().describe()), tmp_path, top=4)
+    md = paths["report_md"].read_text()
+    assert "- #3: the strategy was told it failed (its success arrived later)" in md
+    rows = list(csv.DictReader(paths["trials_csv"].open()))
+    assert [row["strategy_told"] for row in rows] == ["", "", "", "failed", ""]
