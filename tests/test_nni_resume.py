@@ -2,6 +2,7 @@
 
 import atexit
 import contextlib
+import json
 import os
 import re
 import signal
@@ -174,12 +175,50 @@ def test_manager_killed_and_resumed_under_cpu_load_records_each_candidate_once(m
     interrupt_and_resume(make_toy_config, 3, kill_manager, loaded=True)
 
 
-FAKE_MANAGER = """
-class Dispatcher {
-  onError(listener) { this.listener = listener; }
+FAKE_TUNER_CHANNEL = """
+// NNI 3.0's core/tuner_command_channel.js in outline: the WebSocket server attaches its onReceive
+// callbacks to a new channel before telling its connection listeners; the TunerServer turns an ER
+// command, and any error of the channel itself, into its 'error' event.
+const {EventEmitter} = require('events');
+class Channel extends EventEmitter {
+  onReceive(cb) { this.on('__receive', cb); }
+  onError(cb) { this.on('__error', cb); }
 }
+class WsChannelServer extends EventEmitter {
+  constructor() { super(); this.receiveCallbacks = []; }
+  onReceive(cb) { this.receiveCallbacks.push(cb); }
+  onConnection(cb) { this.on('connection', cb); }
+  handleConnection() {
+    const channel = new Channel();
+    for (const cb of this.receiveCallbacks) channel.onReceive(command => cb('tuner', command));
+    this.emit('connection', 'tuner', channel);
+    return channel;
+  }
+}
+class TunerServer {
+  constructor() {
+    this.emitter = new EventEmitter();
+    this.connect = {settled: true};
+    this.server = new WsChannelServer();
+    this.server.onConnection((_id, channel) => {
+      channel.onError(error => this.emitter.emit('error', error));
+      channel.onReceive(command => {
+        if (command.type === 'ER') this.emitter.emit('error', new Error(command.content));
+        else this.emitter.emit('command', command.type, command.content);
+      });
+    });
+  }
+  init() { return Promise.resolve(); }
+  onError(listener) { this.emitter.on('error', listener); }
+}
+const server = new TunerServer();
+exports.getTunerServer = () => server;
+"""
+
+FAKE_MANAGER = """
+const {getTunerServer} = require('./tuner_command_channel.js');
 class NNIManager {
-  constructor() { this.dispatcher = new Dispatcher(); this.status = {errors: []}; }
+  constructor() { this.dispatcher = getTunerServer(); this.status = {errors: []}; }
   addEventListeners() {  // as NNI 3.0's: any tuner error becomes one fixed line
     this.dispatcher.onError(() => this.status.errors.push('Dispatcher stream error, tuner may have crashed.'));
   }
@@ -188,20 +227,41 @@ exports.NNIManager = NNIManager;
 """
 
 
-def test_the_tuner_s_reported_error_replaces_nni_s_fixed_line(tmp_path):
-    """Loaded with the tuner-wait shim, the manager shows what the tuner reported, not only that it 'may have crashed'."""
+def test_the_tuner_s_reported_error_replaces_nni_s_fixed_line_and_a_channel_error_keeps_it(tmp_path):
+    """Loaded with the tuner-wait shim, the manager shows what the tuner reported (its ER command),
+    not only that it 'may have crashed'; a failure of the channel itself keeps NNI's hint."""
     import nni_node
 
     from nas_core.nni_adapter.experiment import TUNER_WAIT_SHIM
 
+    (tmp_path / "tuner_command_channel.js").write_text(FAKE_TUNER_CHANNEL, encoding="utf-8")
     (tmp_path / "nnimanager.js").write_text(FAKE_MANAGER, encoding="utf-8")
-    script = (f"const {{NNIManager}} = require({str(tmp_path / 'nnimanager.js')!r}); const m = new NNIManager();"
-              "m.addEventListeners(); m.dispatcher.listener(new Error('cannot resume: the search state x is missing'));"
+    script = (f"const c = require({str(tmp_path / 'tuner_command_channel.js')!r});"
+              f"const {{NNIManager}} = require({str(tmp_path / 'nnimanager.js')!r}); const m = new NNIManager();"
+              "m.addEventListeners(); const channel = c.getTunerServer().server.handleConnection();"
+              "channel.emit('__receive', {type: 'ER', content: 'cannot resume: the search state x is missing'});"
+              "channel.emit('__error', new Error('WsChannel terminated: peer gone'));"
               "console.log(JSON.stringify(m.status.errors));")
     node = Path(nni_node.__path__[0]) / "node"
     done = subprocess.run([str(node), "-e", script], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "NODE_OPTIONS": f"--require={TUNER_WAIT_SHIM}"})
-    assert done.stdout.strip() == '["Tuner error: cannot resume: the search state x is missing"]', done.stderr
+    assert json.loads(done.stdout) == ["Tuner error: cannot resume: the search state x is missing",
+                                       "Dispatcher stream error, tuner may have crashed."], done.stderr
+
+
+def test_the_tuner_wait_shim_tags_the_real_nni_tuner_server_s_errors(monkeypatch):
+    import nni_node
+
+    from nas_core.nni_adapter.experiment import TUNER_WAIT_SHIM
+
+    monkeypatch.setenv("NAS_CORE_TUNER_CONNECT_S", "not a number")  # the tags do not depend on it
+    node = Path(nni_node.__path__[0]) / "node"
+    script = ("require('app-module-path/register'); require('common/globals/unittest').resetGlobals();"
+              "const c = require('core/tuner_command_channel');"
+              "console.log(c.getTunerServer().emitter.emit.nasCoreTagsTunerErrors); process.exit(0);")
+    done = subprocess.run([str(node), "-e", script], capture_output=True, text=True, cwd=node.parent, timeout=60,
+                          env={**os.environ, "NODE_OPTIONS": f"--require={TUNER_WAIT_SHIM}"})
+    assert done.stdout.split()[:1] == ["true"], done.stderr
 
 
 def launch_resume(config, exp_id):

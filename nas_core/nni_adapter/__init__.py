@@ -141,5 +141,9 @@ fixed; tests/test_nni_e2e.py and tests/test_manager_poll.py exercise them agains
   ``onError`` listeners get ``new Error(content)`` for the tuner's ``ER`` command and the channel's
   own errors alike) and ``status.errors`` (``tuner_error.js``, loaded by ``tuner_wait.js``): the
   manager replaces every error the tuner reports by "Dispatcher stream error, tuner may have
-  crashed."; the shim shows the tuner's own line instead (e.g. why a resume was refused).
+  crashed."; the shim shows the tuner's own line instead (e.g. why a resume was refused). Which
+  errors are the tuner's own is told by ``tuner_wait.js``: the TunerServer's ``server.onReceive``
+  callbacks (attached to a channel before the TunerServer's own listener, in
+  ``WsChannelServer.handleConnection``) see the ``ER`` command just before its ``emitter`` emits the
+  error, which is then tagged; a channel failure ("WsChannel terminated") keeps NNI's line.
 """

@@ -3,11 +3,14 @@
 // tuner's one-line reason for refusing to resume) with a fixed "Dispatcher stream error, tuner may
 // have crashed." in the experiment's errors (REST check-status, web UI); the tuner's own message
 // reaches nnimanager.log only. This puts the tuner's message in that line's place, as
-// "Tuner error: <message>", so the person running the experiment sees why it stopped.
+// "Tuner error: <message>", so the person running the experiment sees why it stopped. Only errors
+// that tuner_wait.js tagged as the tuner's own report are rewritten: a failure of the channel
+// itself ("WsChannel terminated: ...") keeps NNI's hint that the tuner may have crashed.
 'use strict';
 const Module = require('module');
 
 const NNI_LINE = 'Dispatcher stream error, tuner may have crashed.';
+const TUNER_REPORTED = Symbol.for('nas_core.tunerReported'); // set by tuner_wait.js
 
 function patch(NNIManager) {
   const proto = NNIManager.prototype;
@@ -24,7 +27,8 @@ function patch(NNIManager) {
       dispatcher.onError = function (listener) {
         return register.call(this, (error) => {
           listener(error);
-          const message = error && typeof error.message === 'string' ? error.message.trim() : '';
+          const reported = Boolean(error && error[TUNER_REPORTED]);
+          const message = reported && typeof error.message === 'string' ? error.message.trim() : '';
           const errors = manager.status && manager.status.errors;
           if (message && Array.isArray(errors)) {
             const at = errors.lastIndexOf(NNI_LINE);
