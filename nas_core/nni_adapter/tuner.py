@@ -600,7 +600,8 @@ class StrategyTuner(Tuner):
         echoed = ended_value.get("candidate") if isinstance(ended_value, dict) else None
         wanted = {digest} | ({str(echoed)} if echoed else set())
         for job in jobs:
-            if str(job.get("status")) not in rest.ENDED_STATUSES and rest.submitted_keys([job], CANDIDATE_FIELD) & wanted:
+            live = str(job.get("status")) not in rest.ENDED_STATUSES
+            if live and rest.submitted_keys([job], CANDIDATE_FIELD) & wanted:
                 return str(job.get("trialJobId"))
         return None
 
