@@ -313,10 +313,23 @@ def load_any_results(location: Path, state: Path | None = None) -> SearchResults
     return load_results(state_file)
 
 
+def configured_state(location: Path) -> Path | None:
+    """The state file the tuner of the experiment in ``location`` was told to use (its
+    ``classArgs.state_file``), when it was told one and it exists; else None (look in ``location``)."""
+    from .nni_adapter.nni_records import saved_tuner
+    from .nni_adapter.tuner import state_path_of
+
+    tuner = saved_tuner(location) if location.is_dir() else None
+    if tuner is None:
+        return None
+    path = state_path_of(location, tuner)
+    return path if path.is_file() else None
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     check_top(args.top)
     location = experiment_location(args.location)
-    results = load_any_results(location)
+    results = load_any_results(location, configured_state(location))
     print_best(results, args.top)
     write_results(results, Path(args.output) if args.output else default_output(location))
     return 0

@@ -353,3 +353,65 @@ def test_a_finished_strategy_still_tells_nni_there_are_no_more_trials(tmp_path):
     tell_all(tuner, told, 1.0)
     dispatcher.handle_request_trial_jobs(1)
     assert [command for command, _ in sent] == ["NO"]
+
+
+def test_a_job_that_trained_a_set_already_trained_has_its_own_candidate_proposed_again(nni):
+    """Job Ja, listed with a, could not read its own set and trained b, which job Jb (listed with b)
+    trained and reported first: nobody trained a, which must not stay in flight (the barrier would
+    never release); it is proposed again."""
+    a, b = nni.ask([1, 2, 3])
+    nni.tuner.receive_trial_result(2, b, {**final(b, 1.0), "trial_job": "Jb", "trial_number": 1})
+    nni.dispatcher.handle_trial_end({"trial_job_id": "Jb", "event": "SUCCEEDED",
+                                     "hyper_params": json.dumps({"parameter_id": 2})})
+    nni.manager.jobs = [job("Ja", "EARLY_STOPPED", 1, a), job("Jb", "SUCCEEDED", 2, b)]
+    nni.manager.rows["Ja"] = [row(2, "PERIODICAL", 0, {"default": 0.5, "accuracy": 0.5})]
+    nni.end(1, "Ja")
+    assert 1 not in nni.tuner._driver.pending
+    assert nni.filled() == [3]  # the barrier's held id got a candidate...
+    handed = [json.loads(data)["parameters"] for command, data in nni.sent if command == "TR"]
+    assert arch(handed[0]) == arch(a)  # ...a, proposed again
+    assert [r.result.status for r in nni.tuner._driver.records] == ["succeeded"]
+
+
+def test_while_the_job_holding_the_set_runs_the_listed_candidate_is_checked_later_then_proposed_again(nni, monkeypatch):
+    """The same fall-back, the other order: Ja ends first while Jb runs (Jb might be training a, a swap).
+    The check waits for Jb; Jb trained b after all (its success replaces Ja's early stop of b), so a
+    was never trained and is proposed again rather than failed."""
+    checks: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(nni.tuner, "_start_missing_timer", lambda *args, **kw: checks.append((args, kw)))
+    nni.tuner._missing_result_timeout = 0.0
+    a, b = nni.ask([1, 2, 3])
+    nni.manager.jobs = [job("Ja", "EARLY_STOPPED", 1, a), job("Jb", "RUNNING", 2, b)]
+    nni.manager.rows["Ja"] = [row(2, "PERIODICAL", 0, {"default": 0.5, "accuracy": 0.5})]
+    nni.end(1, "Ja")
+    assert set(nni.tuner._driver.pending) == {1} and len(checks) == 1  # a waits for Jb
+    nni.tuner.receive_trial_result(2, b, {**final(b, 1.0), "trial_job": "Jb", "trial_number": 1})
+    nni.manager.jobs = [job("Ja", "EARLY_STOPPED", 1, a), job("Jb", "SUCCEEDED", 2, b)]
+    (args, kw) = checks[0]
+    nni.tuner._check_missing(*args, **kw)
+    assert 1 not in nni.tuner._driver.pending and nni.filled() == [3]
+    assert [r.result.status for r in nni.tuner._driver.records] == ["succeeded"]  # b's success, once
+
+
+def test_a_broken_reply_from_the_manager_is_an_oserror_the_callers_handle(monkeypatch):
+    import http.client
+
+    def broken(*args: Any, **kw: Any) -> Any:
+        raise http.client.IncompleteRead(b"{\"trialJobId\"")
+
+    monkeypatch.setattr(rest, "urlopen", broken)
+    with pytest.raises(OSError, match="broken reply"):
+        rest.request("http://127.0.0.1:9/api/v1/nni", "GET", "trial-jobs")
+
+
+def test_nothing_the_manager_lookup_raises_reaches_nnis_dispatcher(nni, monkeypatch):
+    """A hook that raises kills NNI's dispatcher silently; an unexpected error while asking the manager
+    how a job ended is logged and the candidate fails saying the cause is unknown."""
+    def boom(*args: Any, **kw: Any) -> Any:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(nni.tuner, "_manager_outcome", boom)
+    a, b = nni.ask([1, 2])
+    nni.end(1, "Ja")  # must not raise
+    (failed,) = nni.tuner._driver.records
+    assert failed.arch == arch(a) and "could not tell which" in str(failed.result.reason)

@@ -306,3 +306,26 @@ def test_non_numeric_values_in_a_final_result_are_left_out_and_the_notes_say_whi
     (record,) = results.records
     assert record.result.ok and record.result.fitness == 0.7 and record.result.metrics == {"loss": 0.2}
     assert any("left out of the metrics: model_path, note" in note for note in results.notes)
+
+
+def test_report_reads_the_state_file_the_tuner_was_told_not_the_trial_database(tmp_path, capsys):
+    """An experiment whose tuner had classArgs.state_file: `report` finds that state (relative paths are
+    under the experiment's log folder, where NNI starts the tuner) instead of falling back to NNI's view."""
+    from nas_core.driver import Record
+    from nas_core.state_io import write_json_atomic
+    from nas_core.strategy import TrialResult
+
+    folder = build_experiment(tmp_path / "exp1")
+    db = sqlite3.connect(folder / "db" / "nni.sqlite")
+    params = {"searchSpace": SPACE, "trialConcurrency": 2,
+              "tuner": {"className": "nas_core.nni_adapter.tuner:StrategyTuner",
+                        "classArgs": {"strategy": "random", "state_file": "mine.json"}}}
+    db.execute("INSERT INTO ExperimentProfile VALUES (?, 'exp1', 0, 0, NULL, '/x', 0, 2)", (json.dumps(params),))
+    db.commit()
+    db.close()
+    arch = {"depth": 3, "act": "tanh"}
+    ours = Record(0, 1, arch, json.dumps(arch), TrialResult.succeeded({"accuracy": 0.93}, 0.93), "trained")
+    write_json_atomic(folder / "log" / "mine.json", {"driver": {"records": [ours.to_json()]}})
+    assert main(["report", str(folder), "--output", str(tmp_path / "out")]) == 0
+    assert f"results read from: {folder / 'log' / 'mine.json'}" in capsys.readouterr().out
+    assert "0.93" in (tmp_path / "out" / "best.json").read_text()

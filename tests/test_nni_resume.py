@@ -434,3 +434,11 @@ def test_search_does_not_call_other_value_errors_a_resume_refusal(make_toy_confi
     monkeypatch.setattr(nni_experiment, "start", broken)
     with pytest.raises(ValueError, match="a bug elsewhere"):
         main(["search", str(config_for(make_toy_config)), "--no-progress"])
+
+
+def test_resume_whose_saved_config_nni_cannot_rebuild_is_one_line(tmp_path, monkeypatch, make_toy_config):
+    """NNI rebuilds the saved config with ExperimentConfig(**saved): a field it does not know (a config
+    saved by another NNI version) raises AttributeError, which must be a one-line refusal too."""
+    error = AttributeError("ExperimentConfig does not have field 'futureField'")
+    config, _ = stopped_experiment(tmp_path, monkeypatch, make_toy_config, jobs=1, saved_error=error)
+    assert resume_refusal(config).startswith("--resume 'exp1': cannot read its saved config (")

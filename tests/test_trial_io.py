@@ -228,8 +228,11 @@ def test_a_manager_under_a_url_prefix_is_found_by_the_trials_and_the_tuner():
         root = rest.tuner_api_root(f"ws://localhost:{fake.port}/my/pre/tuner")
         assert root == f"http://127.0.0.1:{fake.port}/my/pre/api/v1/nni"
         assert [job["trialJobId"] for job in rest.get(root, "trial-jobs")] == ["t0", "t1"]
-        assert rest.cap_trial_number(root, {"c0", "c1", "c2"}, "_candidate", attempts=1, delay=0)
+        assert rest.cap_trial_number(root, {(0, "c0"), (1, "c1"), (2, "c2")}, "_candidate", attempts=1, delay=0)
         assert fake.experiment["params"]["maxTrialNumber"] == 3 and fake.experiment_updates == ["MAX_TRIAL_NUM"]
+        # c0 proposed again under id 5 and not submitted yet: it still needs a trial of its own
+        assert rest.cap_trial_number(root, {(0, "c0"), (1, "c1"), (5, "c0")}, "_candidate", attempts=1, delay=0)
+        assert fake.experiment["params"]["maxTrialNumber"] == 3
     finally:
         fake.close()
 

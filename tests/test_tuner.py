@@ -349,7 +349,7 @@ def test_missing_result_waits_for_the_running_swap_partner(tmp_path, monkeypatch
     timers = []
     monkeypatch.setattr(tuner, "_start_missing_timer", lambda *args: timers.append(args))
     tuner._check_missing(0, "j0")
-    assert 0 in tuner._driver.pending and timers == [(0, "j0", 2)]
+    assert 0 in tuner._driver.pending and timers == [(0, "j0", 2, None)]
 
 
 def test_final_value_for_prefers_a_success_to_a_reported_failure(tmp_path):

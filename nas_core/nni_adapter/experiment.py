@@ -198,7 +198,8 @@ def resumable_config(config: Any, experiment_id: str) -> Any:
             raise ResumeRefused(f"{label}: the experiment is still running (nnictl stop {experiment_id})")
         try:
             saved = launcher.get_stopped_experiment_config(experiment_id, exp_dir=working_dir)
-        except (ValueError, TypeError, KeyError) as err:
+        except (ValueError, TypeError, KeyError, AttributeError, AssertionError) as err:
+            # NNI rebuilds it with ExperimentConfig(**saved): an unknown field is an AttributeError
             raise ResumeRefused(f"{label}: cannot read its saved config ({one_line(err)})") from None
         if is_strategy_tuner(getattr(saved.tuner, "class_name", None), getattr(saved.tuner, "name", None)):
             state = state_path_of(exp_dir, saved.tuner)

@@ -132,6 +132,26 @@ def _read(database: Path) -> tuple[dict[str, Any], list[_Job]]:
     return profile if isinstance(profile, dict) else {}, jobs
 
 
+def saved_tuner(location: str | Path) -> dict[str, Any] | None:
+    """The tuner config (``className``/``name``, ``classArgs``) the experiment in directory ``location``
+    saved in its database, or None when there is none or it cannot be read."""
+    database = database_of(location)
+    if database is None:
+        return None
+    uri = f"{database.resolve().as_uri()}?mode=ro"
+    try:
+        connection = sqlite3.connect(uri, uri=True, timeout=10.0)
+        try:
+            row = connection.execute("SELECT params FROM ExperimentProfile ORDER BY revision DESC LIMIT 1").fetchone()
+        finally:
+            connection.close()
+        profile = json.loads(row[0]) if row and row[0] else {}
+    except (sqlite3.Error, OSError, ValueError):
+        return None
+    tuner = profile.get("tuner") if isinstance(profile, dict) else None
+    return tuner if isinstance(tuner, dict) else None
+
+
 def trial_jobs_submitted(location: str | Path) -> int:
     """How many trial jobs the experiment in directory ``location`` ever submitted (0 without a
     database); sqlite3.Error or OSError when its database cannot be read."""
@@ -227,7 +247,7 @@ def load_nni_results(location: str | Path) -> SearchResults:
     from_final = _NumericFinal(sign)
     records: list[Record] = []
     evaluator: dict[str, Any] | None = None
-    left_out = renumbered = 0
+    not_ended = unreadable = renumbered = 0
     ordered = sorted(jobs, key=lambda j: (min(j.runs), j.record.get("sequenceId") is None, j.record.get("sequenceId") or 0))
     taken = {j.record["sequenceId"] for j in ordered if j.record.get("sequenceId") is not None}
     next_free = max(taken, default=-1) + 1
@@ -235,8 +255,11 @@ def load_nni_results(location: str | Path) -> SearchResults:
     for job in ordered:
         ended = outcome(job.record, job.rows, assessor=assessor, from_final=from_final)
         parameters = _trained_parameters(job, ended.trained, jobs, by_candidate) if ended is not None else None
-        if ended is None or parameters is None:
-            left_out += 1
+        if ended is None:
+            not_ended += 1
+            continue
+        if parameters is None:
+            unreadable += 1
             continue
         arch, _ = split_parameters(parameters)
         try:
@@ -256,8 +279,11 @@ def load_nni_results(location: str | Path) -> SearchResults:
         used.add(candidate)
         records.append(Record(candidate, job.record["trialJobId"], arch, key, ended.result, "trained",
                               external_id=job.record["trialJobId"], external_number=number))
-    if left_out:
-        notes.append(f"{left_out} trial{'s' if left_out != 1 else ''} not ended (waiting or running) left out")
+    if not_ended:
+        notes.append(f"{not_ended} trial{'s' if not_ended != 1 else ''} not ended (waiting or running) left out")
+    if unreadable:
+        notes.append(f"{unreadable} ended trial{'s' if unreadable != 1 else ''} left out: the parameters "
+                     f"{'they' if unreadable != 1 else 'it'} trained could not be read from the database")
     if renumbered:
         notes.append(f"{renumbered} trial{'s' if renumbered != 1 else ''} had no Trial No. or one an earlier trial "
                      "had (NNI numbers trials again after a resume): numbered after the largest")

@@ -6,6 +6,7 @@ manager's record of its own trial job, and a trial must start quickly.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import re
@@ -63,15 +64,19 @@ def request(root: int | str, method: str, api: str, body: Any = None, *, prefix:
 
     ``root``: the API root (:func:`api_root`, :func:`tuner_api_root`), or the port of a manager on
     this machine, then under URL ``prefix``. Raises ``urllib.error.HTTPError`` for an error status,
-    ``OSError`` (``URLError``, timeouts, resets...) when the manager does not answer, and ``ValueError``
+    ``OSError`` (``URLError``, timeouts, resets, a broken reply...) when the manager does not answer
+    properly, and ``ValueError``
     when the reply is not JSON. No proxy is used.
     """
     base = api_root(root, prefix) if isinstance(root, int) else root.rstrip("/")
     url = f"{base}/{api.lstrip('/')}"
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method.upper(), headers={"Content-Type": "application/json"})
-    with urlopen(req, timeout=timeout) as resp:
-        payload = resp.read()
+    try:
+        with urlopen(req, timeout=timeout) as resp:
+            payload = resp.read()
+    except http.client.HTTPException as err:  # a broken reply (IncompleteRead...) is not an OSError
+        raise OSError(f"broken reply from {url}: {err!r}") from err
     return json.loads(payload) if payload.strip() else None
 
 
@@ -215,16 +220,32 @@ def cancel_unfinished(root: int | str, attempts: int = 60, delay: float = 2.0, *
     return len(cancelled)
 
 
-def cap_trial_number(root: int | str, sent: set[str], field: str, attempts: int = 30, delay: float = 2.0) -> bool:
-    """Set ``maxTrialNumber`` to the jobs submitted plus those sent but not yet submitted.
+def submitted_sets(jobs: list[dict[str, Any]], field: str) -> set[tuple[int, str]]:
+    """(parameter id, candidate hash) of every parameter set the manager's trial jobs were submitted with."""
+    pairs: set[tuple[int, str]] = set()
+    for job in jobs:
+        record = job_parameters(job)
+        if record is not None and field in record["parameters"]:
+            try:
+                pairs.add((int(record["parameter_id"]), str(record["parameters"][field])))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return pairs
+
+
+def cap_trial_number(root: int | str, sent: set[tuple[int, str]], field: str, attempts: int = 30,
+                     delay: float = 2.0) -> bool:
+    """Set ``maxTrialNumber`` to the jobs submitted plus the parameter sets sent (``sent``: parameter
+    id and candidate hash of each) but not yet submitted.
 
     NNI then reaches DONE once running trials end, instead of waiting for trials the finished
-    strategy will never propose.
+    strategy will never propose. A set is told by its id and its candidate together: a candidate
+    proposed again has a job already, under another id, and after a resume ids are handed out again.
     """
     for _ in range(attempts):
         try:
             jobs = get(root, "trial-jobs") or []
-            missing = len(sent - submitted_keys(jobs, field))
+            missing = len(sent - submitted_sets(jobs, field))
             profile = get(root, "experiment")
             target = len(jobs) + missing
             current = profile["params"].get("maxTrialNumber")
@@ -233,7 +254,7 @@ def cap_trial_number(root: int | str, sent: set[str], field: str, attempts: int 
                 request(root, "PUT", "experiment?update_type=MAX_TRIAL_NUM", profile)
                 _logger.info("strategy finished: maxTrialNumber %s -> %s", current, target)
             return True
-        except (urllib.error.URLError, OSError, KeyError, ValueError) as err:
+        except (OSError, KeyError, ValueError, TypeError, AttributeError) as err:
             _logger.warning("cannot update maxTrialNumber yet: %s", err)
             time.sleep(delay)
     _logger.error("strategy finished but maxTrialNumber could not be updated; stop the experiment with nnictl stop")

@@ -139,6 +139,9 @@ class StrategyTuner(Tuner):
         self._space_name = space
         self._space_args = dict(space_args or {})
         self._state_path = Path(state_file) if state_file else self._default_state_path()
+        # Seconds between a trial's successful end and asking the manager for a result that did not
+        # arrive; negative turns the check off (unit tests drive the tuner without a manager: a lost
+        # result then leaves its candidate in flight).
         self._missing_result_timeout = float(missing_result_timeout)
 
         self._lock = threading.RLock()
@@ -343,8 +346,9 @@ class StrategyTuner(Tuner):
                     result = trial_outcome.early_stopped_result(
                         None, trial_outcome.last_epoch_metrics(value),
                         by="NNI's assessor (its last per-epoch result, re-sent by NNI)")
+                twice = self._trained_twice(arch, value)  # before recording: an upgrade replaces the settled record
                 outcome = self._record(arch, result, f"trial {parameter_id}", value)
-                if outcome == "duplicate" and self._trained_twice(arch, value):
+                if outcome in ("duplicate", "upgraded") and twice:
                     self._duplicates += 1
                 self._after_result()
             except Exception:
@@ -444,13 +448,17 @@ class StrategyTuner(Tuner):
         ``parameter_id`` (or, when the other job of a swap took that one, the candidate this job
         trained) fails with a reason saying that the cause is unknown.
         """
-        outcome = self._manager_outcome(job_id) if job_id is not None else None  # REST calls: outside the lock
+        try:  # REST calls: outside the lock; nothing may raise into NNI's dispatcher
+            outcome = self._manager_outcome(job_id) if job_id is not None else None
+        except Exception:
+            _logger.exception("cannot ask the NNI manager how trial job %s ended", job_id)
+            outcome = None
         with self._lock:
             try:
                 if self._driver is None:
                     return
                 if outcome is not None:
-                    params, result, identity = outcome
+                    params, result, identity, jobs = outcome
                     arch = self._arch_of(params, None)
                     key = self._driver.space.key(arch)
                     trained = [pid for pid, a in self._driver.pending.items() if self._driver.space.key(a) == key]
@@ -459,6 +467,9 @@ class StrategyTuner(Tuner):
                             self._swapped[trained[0]] = parameter_id  # that id's job trained this id's candidate
                         self._record(arch, result, f"trial {parameter_id} (job {job_id}) ended unsuccessfully",
                                      identity=identity)
+                    listed = self._driver.pending.get(parameter_id)
+                    if listed is not None and self._driver.space.key(listed) != key:
+                        self._untrained_by_its_job(parameter_id, candidate_hash(key), jobs)
                 else:
                     pid = self._swapped.pop(parameter_id, parameter_id)
                     if pid in self._driver.pending:
@@ -471,10 +482,39 @@ class StrategyTuner(Tuner):
             except Exception:
                 _logger.exception("cannot record the unsuccessful end of parameter %s", parameter_id)
 
+    def _untrained_by_its_job(self, parameter_id: int, trained_digest: str, jobs: list[dict[str, Any]]) -> None:
+        """The job listed with ``parameter_id`` trained another candidate (``trained_digest``: its trial
+        could not read its own parameter set and took the one the channel gave it, :mod:`.trial_io`).
+        Its own candidate is trained only if the job holding that other set took it in turn (a swap):
+        while such a job runs, the missing-result check looks again later; otherwise the candidate was
+        never trained and is proposed again (or fails, once NNI can run no more trials). Lock held."""
+        assert self._driver is not None
+        arch = self._driver.pending[parameter_id]
+        digest = candidate_hash(self._driver.space.key(arch))
+        partner = self._live_partner(jobs, trained_digest, None)
+        if partner is not None:
+            _logger.info("trial %s trained candidate %s, not its own %s; job %s may have taken %s: looking again later",
+                         parameter_id, trained_digest, digest, partner, digest)
+            if self._missing_result_timeout >= 0:
+                self._start_missing_timer(parameter_id, None, also=trained_digest)
+            return
+        self._lost(parameter_id, arch, digest)
+
+    def _lost(self, parameter_id: int, arch: dict[str, Any], digest: str) -> None:
+        """Candidate ``arch`` of trial ``parameter_id`` was never trained: propose it again while NNI
+        can still run it, else fail it saying so. Lock held."""
+        assert self._driver is not None
+        if not self._finish_requested and self._driver.resend(arch):
+            _logger.warning("candidate %s of trial %s was never trained (its job trained another trial's "
+                            "parameters): proposing it again", digest, parameter_id)
+            return
+        self._record(arch, TrialResult.failed("its trial job trained another trial's parameters, and NNI can run "
+                                              "no more trials to train it"), f"trial {parameter_id}")
+
     def _manager_outcome(self, job_id: str, attempts: int = 3, budget: float = 5.0
-                         ) -> tuple[dict[str, Any], TrialResult, dict[str, Any]] | None:
-        """(parameters trial job ``job_id`` trained, its result, the job's id and Trial No.) from the
-        manager's REST API, or None.
+                         ) -> tuple[dict[str, Any], TrialResult, dict[str, Any], list[dict[str, Any]]] | None:
+        """(parameters trial job ``job_id`` trained, its result, the job's id and Trial No., the
+        manager's trial list) from the manager's REST API, or None.
 
         Runs on NNI's assessor thread, which also judges the other trials, so the ``attempts`` tries
         together take at most ``budget`` seconds, however the manager answers.
@@ -497,7 +537,7 @@ class StrategyTuner(Tuner):
                 if ended is not None:
                     params = self._trained_parameters(job, ended.trained, jobs)
                     identity = job_identity(job)
-                    return (params, ended.result, identity) if params is not None else None
+                    return (params, ended.result, identity, jobs) if params is not None else None
                 wait = 0.5  # not ended in the manager's record yet
             except (OSError, ValueError, KeyError, TypeError) as err:
                 _logger.warning("cannot ask the NNI manager how trial job %s ended (%s)", job_id, err)
@@ -517,7 +557,8 @@ class StrategyTuner(Tuner):
             params = self._params_by_id.get(trained)
         return params if params is not None else trial_outcome.parameters_by_id(jobs).get(trained, own)
 
-    def _check_missing(self, parameter_id: int, job_id: str | None = None, attempt: int = 1) -> None:
+    def _check_missing(self, parameter_id: int, job_id: str | None = None, attempt: int = 1,
+                       also: str | None = None) -> None:
         """A trial ended successfully but its result has not arrived: ask the manager before failing it.
 
         The manager stores a final result before it tells the tuner, so a result it holds is taken
@@ -529,7 +570,10 @@ class StrategyTuner(Tuner):
         candidate already settled (a trial that could not read its own parameter set from the
         manager trained another trial's, :mod:`.trial_io`), this candidate was never trained: it is
         proposed again rather than failed, while NNI can still run it. Otherwise it fails, with the
-        trial's job id and Trial No. when the manager names them.
+        trial's job id and Trial No. when the manager names them. ``also``: the candidate the job
+        listed with ``parameter_id`` trained instead of its own (:meth:`_untrained_by_its_job`); a
+        job still running with that one may be training this one, and when none is, this candidate
+        was never trained.
         """
         jobs: list[dict[str, Any]] = []
         root = rest.tuner_api_root(os.environ.get("NNI_TUNER_COMMAND_CHANNEL", ""))
@@ -539,7 +583,7 @@ class StrategyTuner(Tuner):
             except (OSError, ValueError) as err:
                 if attempt < MISSING_RESULT_ATTEMPTS:
                     _logger.warning("cannot ask the manager about trial %s yet (%s); asking again", parameter_id, err)
-                    self._start_missing_timer(parameter_id, job_id, attempt + 1)
+                    self._start_missing_timer(parameter_id, job_id, attempt + 1, also)
                     return
                 _logger.warning("cannot ask the manager about trial %s (%s); giving up", parameter_id, err)
         with self._lock:
@@ -561,11 +605,15 @@ class StrategyTuner(Tuner):
                         self._record(arch, result_from_value(value),
                                      f"trial {parameter_id} (result read from the manager)", value)
                 if self._pending_as(parameter_id, arch):
-                    partner = self._live_partner([j for j in jobs if j is not job], digest, ended_value)
+                    others = [j for j in jobs if j is not job]
+                    partner = self._live_partner(others, digest, ended_value) or (
+                        self._live_partner(others, also, None) if also is not None else None)
                     if partner is not None and attempt < MISSING_RESULT_ATTEMPTS:
                         _logger.info("candidate %s of trial %s may be trained by job %s, still running; "
                                      "looking again later", digest, parameter_id, partner)
-                        self._start_missing_timer(parameter_id, job_id, attempt + 1)
+                        self._start_missing_timer(parameter_id, job_id, attempt + 1, also)
+                    elif also is not None:
+                        self._lost(parameter_id, arch, digest)
                     elif self._duplicates > 0 and not self._finish_requested and self._driver.resend(arch):
                         self._duplicates -= 1
                         _logger.warning("trial %s ended without a result for its candidate %s while another trial "
@@ -605,9 +653,10 @@ class StrategyTuner(Tuner):
                 return str(job.get("trialJobId"))
         return None
 
-    def _start_missing_timer(self, parameter_id: int, job_id: str | None = None, attempt: int = 1) -> None:
+    def _start_missing_timer(self, parameter_id: int, job_id: str | None = None, attempt: int = 1,
+                             also: str | None = None) -> None:
         delay = max(self._missing_result_timeout, MISSING_RESULT_MIN_DELAY if attempt > 1 else 0.0)
-        timer = threading.Timer(delay, self._check_missing, args=(parameter_id, job_id, attempt))
+        timer = threading.Timer(delay, self._check_missing, args=(parameter_id, job_id, attempt, also))
         timer.daemon = True
         timer.start()
 
@@ -723,7 +772,7 @@ class StrategyTuner(Tuner):
         if root is None:
             _logger.warning("strategy finished; cannot reach the NNI manager, stop the experiment with nnictl stop")
             return
-        sent = set(self._sent_keys)
+        sent = {(pid, str(params[CANDIDATE_FIELD])) for pid, params in self._params_by_id.items()}
         threading.Thread(target=rest.cap_trial_number, args=(root, sent, CANDIDATE_FIELD), daemon=True).start()
 
     def _report_fatal(self, message: str) -> None:
