@@ -442,3 +442,16 @@ def test_resume_whose_saved_config_nni_cannot_rebuild_is_one_line(tmp_path, monk
     error = AttributeError("ExperimentConfig does not have field 'futureField'")
     config, _ = stopped_experiment(tmp_path, monkeypatch, make_toy_config, jobs=1, saved_error=error)
     assert resume_refusal(config).startswith("--resume 'exp1': cannot read its saved config (")
+
+
+def test_under_nnictl_resume_the_tuner_tells_a_state_never_written_from_a_lost_one(tmp_path, monkeypatch, make_toy_config):
+    """`nnictl resume` of an experiment that never submitted a trial: the tuner's refusal (the experiment's
+    error) says so, as our launcher does, instead of calling the state lost."""
+    from nas_core.nni_adapter.tuner import StrategyTuner
+
+    for jobs, expected in [(0, "never submitted a trial"), (1, "is missing; without it the search would train")]:
+        _, exp_dir = stopped_experiment(tmp_path / str(jobs), monkeypatch, make_toy_config, jobs=jobs)
+        monkeypatch.setenv("NNI_CHECKPOINT_DIRECTORY", str(exp_dir / "checkpoint"))
+        tuner = StrategyTuner(strategy="evolution", strategy_args=STRATEGY_ARGS, seed=3)
+        tuner.load_checkpoint()
+        assert expected in str(tuner._resume_error)

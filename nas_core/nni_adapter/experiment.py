@@ -183,7 +183,6 @@ def resumable_config(config: Any, experiment_id: str) -> Any:
     from nni.experiment import launcher
     from nni.tools.nnictl.config_utils import Experiments
 
-    from . import nni_records
     from .tuner import ResumeError, is_strategy_tuner, read_resumable_state, state_path_of
 
     working_dir = Path(config.canonical_copy().experiment_working_directory)
@@ -204,12 +203,8 @@ def resumable_config(config: Any, experiment_id: str) -> Any:
         if is_strategy_tuner(getattr(saved.tuner, "class_name", None), getattr(saved.tuner, "name", None)):
             state = state_path_of(exp_dir, saved.tuner)
             try:
-                read_resumable_state(state)
+                read_resumable_state(state, exp_dir)
             except ResumeError as err:
-                if not state.exists() and nni_records.trial_jobs_submitted(exp_dir) == 0:
-                    raise ResumeRefused(
-                        f"{label}: the experiment never submitted a trial, so there is nothing to continue (its search "
-                        f"state {state} was never written); start a new experiment instead") from None
                 raise ResumeRefused(f"{label}: {err}") from None
     except (OSError, sqlite3.Error) as err:
         raise ResumeRefused(f"{label}: cannot read the experiment under {working_dir} ({one_line(err)})") from None

@@ -187,7 +187,8 @@ class StrategyTuner(Tuner):
         manager listens for the tuner's errors only from then on.
         """
         try:
-            self._loaded_state = read_resumable_state(self._state_path)
+            checkpoint = os.environ.get("NNI_CHECKPOINT_DIRECTORY")  # <experiment dir>/checkpoint
+            self._loaded_state = read_resumable_state(self._state_path, Path(checkpoint).parent if checkpoint else None)
             _logger.info("loaded search state from %s", self._state_path)
         except ResumeError as err:
             self._resume_error = str(err)
@@ -846,15 +847,21 @@ class ResumeError(ValueError):
     """A search cannot be resumed; the message (one line) says why."""
 
 
-def read_resumable_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_resumable_state(path: str | os.PathLike[str], experiment_dir: str | os.PathLike[str] | None = None
+                         ) -> dict[str, Any]:
     """The search state at ``path`` for a resume; :class:`ResumeError` saying why there is none.
 
     Shared by the tuner (which refuses the resume, the experiment then shows ERROR) and the
-    launcher (which refuses before NNI starts), so both say the same line.
+    launcher (which refuses before NNI starts), so both say the same line. ``experiment_dir``, when
+    known, tells a state that was lost from one that was never written (no trial ever submitted).
     """
     try:
         state = read_json(path)
     except FileNotFoundError:
+        if experiment_dir is not None and _never_submitted_a_trial(experiment_dir):
+            raise ResumeError(f"cannot resume: the experiment never submitted a trial, so there is nothing to "
+                              f"continue (its search state {path} was never written); start a new experiment "
+                              "instead") from None
         raise ResumeError(f"cannot resume: the search state {path} is missing; without it the search would "
                           "train architectures again (restore the file or start a new experiment)") from None
     except (OSError, UnicodeDecodeError, ValueError) as err:
@@ -865,6 +872,19 @@ def read_resumable_state(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ResumeError(f"cannot resume: the search state {path} is unreadable (it is not a search state "
                           "written by this tuner); restore the file or start a new experiment")
     return state
+
+
+def _never_submitted_a_trial(experiment_dir: str | os.PathLike[str]) -> bool:
+    """Whether NNI's trial database of the experiment shows that it never submitted a trial (False
+    when that cannot be told)."""
+    import sqlite3
+
+    from .nni_records import database_of, trial_jobs_submitted
+
+    try:
+        return database_of(experiment_dir) is not None and trial_jobs_submitted(experiment_dir) == 0
+    except (sqlite3.Error, OSError):
+        return False
 
 
 def state_path_of(experiment_dir: str | os.PathLike[str], tuner: Any = None) -> Path:
