@@ -13,7 +13,8 @@ Modules:
 * :mod:`.experiment` — launching and watching an experiment from Python; loads ``loopback.js``
   (web server on 127.0.0.1), ``manager_poll.js`` (manager loop 0.02 s instead of 0.5 s, range
   in ``manager_poll.json``) and ``tuner_wait.js`` (the tuner may take 120 s to connect, not 10 s)
-  into NNI's node process, and waits for NNI's manager to boot longer than NNI's launcher does;
+  into NNI's node process (the last three patch NNI's modules as node loads them, through
+  ``nni_module_hook.js``), and waits for NNI's manager to boot longer than NNI's launcher does;
 * :mod:`.rest` — every call this package makes to the manager's REST API, the tuner's and each
   trial's look-up of its own trial job alike (under the manager's URL prefix, never through a proxy);
 * :mod:`.trial_outcome` — why a trial ended without success (failed, cancelled, early-stopped by an

@@ -6,7 +6,7 @@
 // Python side reads too). Other values (the 5 s of reuse-mode training services, which query
 // remote machines) are left as NNI sets them.
 'use strict';
-const Module = require('module');
+const { onNniModule } = require('./nni_module_hook.js');
 const limits = require('./manager_poll.json');
 
 const NNI_LOCAL_INTERVAL = limits.nni;
@@ -36,14 +36,5 @@ function patch(NNIManager) {
 }
 
 if (valid) {
-  const originalLoad = Module._load;
-  let patched = false;
-  Module._load = function (...args) {
-    const exported = originalLoad.apply(this, args);
-    if (!patched && exported !== null && typeof exported === 'object' && typeof exported.NNIManager === 'function') {
-      patched = true;
-      patch(exported.NNIManager);
-    }
-    return exported;
-  };
+  onNniModule((exported) => typeof exported.NNIManager === 'function', (exported) => patch(exported.NNIManager));
 }

@@ -7,7 +7,7 @@
 // that tuner_wait.js tagged as the tuner's own report are rewritten: a failure of the channel
 // itself ("WsChannel terminated: ...") keeps NNI's hint that the tuner may have crashed.
 'use strict';
-const Module = require('module');
+const { onNniModule } = require('./nni_module_hook.js');
 
 const NNI_LINE = 'Dispatcher stream error, tuner may have crashed.';
 const TUNER_REPORTED = Symbol.for('nas_core.tunerReported'); // set by tuner_wait.js
@@ -47,13 +47,4 @@ function patch(NNIManager) {
   proto.addEventListeners.nasCoreTunerErrors = true;
 }
 
-const originalLoad = Module._load;
-let patched = false;
-Module._load = function (...args) {
-  const exported = originalLoad.apply(this, args);
-  if (!patched && exported !== null && typeof exported === 'object' && typeof exported.NNIManager === 'function') {
-    patched = true;
-    patch(exported.NNIManager);
-  }
-  return exported;
-};
+onNniModule((exported) => typeof exported.NNIManager === 'function', (exported) => patch(exported.NNIManager));

@@ -7,7 +7,7 @@
 // emits as `new Error(content)` on the same 'error' event as the channel's own failures
 // ("WsChannel terminated: ..."), so that tuner_error.js rewrites only those.
 'use strict';
-const Module = require('module');
+const { onNniModule } = require('./nni_module_hook.js');
 require('./tuner_error.js'); // the tuner's reported error, not NNI's fixed line, in the experiment's errors
 
 const raw = process.env.NAS_CORE_TUNER_CONNECT_S;
@@ -72,14 +72,4 @@ function patch(exported) {
   proto.init.nasCoreConnectSeconds = seconds;
 }
 
-const originalLoad = Module._load;
-let patched = false;
-Module._load = function (...args) {
-  const exported = originalLoad.apply(this, args);
-  if (!patched && exported !== null && typeof exported === 'object'
-      && typeof exported.getTunerServer === 'function') {
-    patched = true;
-    patch(exported);
-  }
-  return exported;
-};
+onNniModule((exported) => typeof exported.getTunerServer === 'function', patch);
