@@ -391,6 +391,25 @@ def test_while_the_job_holding_the_set_runs_the_listed_candidate_is_checked_late
     nni.tuner._check_missing(*args, **kw)
     assert 1 not in nni.tuner._driver.pending and nni.filled() == [3]
     assert [r.result.status for r in nni.tuner._driver.records] == ["succeeded"]  # b's success, once
+    assert nni.tuner._duplicates == 0  # the second result of b is accounted for by a's re-proposal
+
+
+def test_a_job_that_succeeded_with_another_trials_set_has_its_own_candidate_proposed_again(nni):
+    """Ja, listed with a, fell back, trained b and succeeded first; Jb, listed with b, then failed. Ja's
+    result says it trained b, so a was never trained: it is proposed again, not failed as a trial that
+    'reported no final result'."""
+    a, b = nni.ask([1, 2, 3])
+    value = {**final(b, 1.0), "trial_job": "Ja", "trial_number": 0}
+    nni.tuner.receive_trial_result(1, a, value)
+    nni.manager.jobs = [{**job("Ja", "SUCCEEDED", 1, a), "finalMetricData": [{"data": json.dumps(json.dumps(value))}]},
+                        job("Jb", "FAILED", 2, b)]
+    nni.manager.rows["Jb"] = [row(2, "PERIODICAL", 0, {"default": 0.4, "accuracy": 0.4})]
+    nni.end(2, "Jb", "FAILED")
+    nni.tuner._check_missing(1, "Ja")  # what Ja's successful end starts, run now
+    assert 1 not in nni.tuner._driver.pending and nni.filled() == [3]
+    handed = [json.loads(data)["parameters"] for command, data in nni.sent if command == "TR"]
+    assert arch(handed[0]) == arch(a)
+    assert [r.result.status for r in nni.tuner._driver.records] == ["succeeded"]
 
 
 def test_a_broken_reply_from_the_manager_is_an_oserror_the_callers_handle(monkeypatch):

@@ -505,6 +505,7 @@ class StrategyTuner(Tuner):
         """Candidate ``arch`` of trial ``parameter_id`` was never trained: propose it again while NNI
         can still run it, else fail it saying so. Lock held."""
         assert self._driver is not None
+        self._duplicates = max(0, self._duplicates - 1)  # the other candidate's second result, if counted, is this
         if not self._finish_requested and self._driver.resend(arch):
             _logger.warning("candidate %s of trial %s was never trained (its job trained another trial's "
                             "parameters): proposing it again", digest, parameter_id)
@@ -609,11 +610,15 @@ class StrategyTuner(Tuner):
                     others = [j for j in jobs if j is not job]
                     partner = self._live_partner(others, digest, ended_value) or (
                         self._live_partner(others, also, None) if also is not None else None)
-                    if partner is not None and attempt < MISSING_RESULT_ATTEMPTS:
+                    echoed = ended_value.get("candidate") if isinstance(ended_value, dict) else None
+                    # The job listed with this candidate trained another one: only a job still running with
+                    # that other one can be training this one (a swap); once none is, nobody trained it.
+                    trained_other = also is not None or (echoed is not None and str(echoed) != digest)
+                    if partner is not None and (trained_other or attempt < MISSING_RESULT_ATTEMPTS):
                         _logger.info("candidate %s of trial %s may be trained by job %s, still running; "
                                      "looking again later", digest, parameter_id, partner)
                         self._start_missing_timer(parameter_id, job_id, attempt + 1, also)
-                    elif also is not None:
+                    elif trained_other:
                         self._lost(parameter_id, arch, digest)
                     elif self._duplicates > 0 and not self._finish_requested and self._driver.resend(arch):
                         self._duplicates -= 1
