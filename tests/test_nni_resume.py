@@ -36,8 +36,10 @@ def wait_for(port, predicate, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            jobs = rest.get(port, "trial-jobs") or []
+            # the status first: a trial list read after DONE holds every trial's end (read before, it
+            # could miss the last one, which ended in the same manager loop as DONE)
             status = rest.get(port, "check-status")["status"]
+            jobs = rest.get(port, "trial-jobs") or []
             if predicate(status, jobs):
                 return status, jobs
         except OSError:
