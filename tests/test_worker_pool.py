@@ -237,3 +237,89 @@ def test_an_idle_worker_leaves_a_newer_workers_socket_alone(channel, pools_in):
         assert (pool / "slot-0.sock").exists(), "the idle worker removed a socket that was not its own"
     finally:
         newer.close()
+
+
+# ---------------------------------------------------------------- workers started ahead (prestart)
+
+def shared_env(channel, tmpdir):
+    """What the trials of ``run_trial`` have in common: the environment a launcher predicts."""
+    env = trial_env(channel, tmpdir, "prediction", 0)
+    return {k: v for k, v in env.items() if k not in worker_pool.PER_TRIAL_ENV}
+
+
+def preparations(log_path):
+    """{pid: (start, end)} of the evaluator preparations a toy evaluator logged."""
+    spans: dict[int, list[float]] = {}
+    for line in Path(log_path).read_text().splitlines():
+        pid, event, when = line.split()
+        spans.setdefault(int(pid), [0.0, 0.0])[0 if event == "start" else 1] = float(when)
+    return {pid: tuple(span) for pid, span in spans.items()}
+
+
+def test_workers_started_ahead_warm_up_one_at_a_time_and_serve_the_first_trials(channel, pools_in):
+    log = Path(pools_in) / "prepared.log"
+    argv = [*TRIAL[3:], "--args", json.dumps({"epochs": 2, "prepare_seconds": 0.5, "prepare_log": str(log)})]
+    env = shared_env(channel, pools_in)
+    assert worker_pool.prestart(argv, env=env, cwd=str(REPO), slots=2, at_once=1) == [0, 1]
+    spans = sorted(preparations(log).values())
+    assert len(spans) == 2 and all(end > 0 for _, end in spans), spans
+    assert spans[1][0] >= spans[0][1], f"two workers prepared at once: {spans}"
+    assert worker_pool.prestart(argv, env=env, cwd=str(REPO), slots=2) == []  # both slots have a live worker
+    pool = worker_pool.pools_root() / worker_pool.pool_key(argv, env, str(REPO))
+    logs = [wait_for_log(pool / f"slot-{slot}.log", "warmed up") for slot in (0, 1)]
+    done = run_trial(channel, pools_in, "first", 1, args=argv[2:])
+    assert done.returncode == 0, done.stderr
+    assert int(final_of(channel, "first")["value"]["pid"]) == log_pid(logs[0])
+    assert (pool / "slot-0.log").read_text().count("serving") == 1, "the trial started a second worker"
+    assert len(preparations(log)) == 2, "the trial's worker prepared its evaluator again"
+
+
+def test_with_two_at_once_both_workers_prepare_together(channel, pools_in):
+    log = Path(pools_in) / "prepared.log"
+    argv = [*TRIAL[3:], "--args", json.dumps({"prepare_seconds": 1.0, "prepare_log": str(log)})]
+    assert worker_pool.prestart(argv, env=shared_env(channel, pools_in), cwd=str(REPO), slots=2, at_once=2) == [0, 1]
+    (first, second) = sorted(preparations(log).values())
+    assert second[0] < first[1], f"the second worker waited for the first: {first}, {second}"
+
+
+def test_a_trial_arriving_during_the_warm_up_waits_for_that_worker(channel, pools_in):
+    import threading
+
+    log = Path(pools_in) / "prepared.log"
+    argv = [*TRIAL[3:], "--args", json.dumps({"epochs": 1, "prepare_seconds": 2.0, "prepare_log": str(log)})]
+    env = shared_env(channel, pools_in)
+    warming = threading.Thread(target=worker_pool.prestart, args=(argv,),
+                               kwargs={"env": env, "cwd": str(REPO), "slots": 1})
+    warming.start()
+    pool = worker_pool.pools_root() / worker_pool.pool_key(argv, env, str(REPO))
+    pid = log_pid(wait_for_log(pool / "slot-0.log", "serving"))
+    done = run_trial(channel, pools_in, "early", 1, args=argv[2:])
+    warming.join(timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(final_of(channel, "early")["value"]["pid"]) == pid
+    assert list(preparations(log)) == [pid], "the early trial started a worker of its own"
+
+
+def test_a_failed_warm_up_is_logged_and_the_trial_reports_the_error_itself(channel, pools_in):
+    argv, env = [*TRIAL[3:], "--args", '{"dims": 0}'], shared_env(channel, pools_in)
+    assert worker_pool.prestart(argv, env=env, cwd=str(REPO), slots=1) == [0]
+    pool = worker_pool.pools_root() / worker_pool.pool_key(argv, env, str(REPO))
+    assert "warm-up failed" in (pool / "slot-0.log").read_text()
+    done = run_trial(channel, pools_in, "bad", 1, args=("--args", '{"dims": 0}'))
+    assert done.returncode == 2 and "dims must be >= 1" in done.stderr
+
+
+def test_a_worker_started_ahead_that_dies_on_start_up_is_named_and_its_slot_left_free(channel, pools_in):
+    argv, env = [*TRIAL[3:], *ARGS], shared_env(channel, pools_in)
+    with pytest.raises(worker_pool.WorkerUnavailable, match="slot 0 exited with status 1 on start-up"):
+        worker_pool.prestart(argv, env=env, cwd=str(REPO), slots=2, executable="/bin/false")
+    pool = worker_pool.pools_root() / worker_pool.pool_key(argv, env, str(REPO), "/bin/false")
+    fd = worker_pool._try_lock_slot(pool, 0)
+    assert fd is not None, "prestart kept the slot locked"
+    os.close(fd)
+
+
+def test_prestart_refuses_no_workers_at_a_time(channel, pools_in):
+    with pytest.raises(ValueError, match="at_once must be >= 1, got 0"):
+        worker_pool.prestart([*TRIAL[3:], *ARGS], env=shared_env(channel, pools_in), cwd=str(REPO), slots=1,
+                             at_once=0)
