@@ -102,8 +102,8 @@ def prepare_job(args: argparse.Namespace, folder: Path) -> tuple[Path, dict[str,
     return config_path, config
 
 
-def run_experiment(config_path: Path, *, progress: bool, timeout: float, manager_poll: float | None,
-                   prestart: bool = True) -> tuple[Any, list[dict[str, Any]], float]:
+def run_experiment(config_path: Path, *, progress: bool, timeout: float,
+                   manager_poll: float | None) -> tuple[Any, list[dict[str, Any]], float]:
     """Run the experiment to its end; returns (outcome, NNI's trial jobs, seconds from start to end)."""
     from nas_core.nni_adapter import experiment as nni_experiment
     from nas_core.nni_adapter import rest
@@ -111,8 +111,7 @@ def run_experiment(config_path: Path, *, progress: bool, timeout: float, manager
     nni_experiment.quiet_nni_logging()
     port = free_port()
     with stopwatch() as wall:
-        exp = nni_experiment.start(config_path, port=port, host="127.0.0.1", manager_poll=manager_poll,
-                                   prestart_workers=prestart, say=print)
+        exp = nni_experiment.start(config_path, port=port, host="127.0.0.1", manager_poll=manager_poll, say=print)
         try:
             outcome = nni_experiment.wait(exp, poll=1.0, progress=progress, timeout=timeout)
             jobs = rest.get(port, "trial-jobs") or []
@@ -359,8 +358,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--manager-poll", type=manager_poll, default=DEFAULT_MANAGER_POLL_S, metavar="SECONDS",
                         help="NNI manager's loop for trial ends, as `nas_core search --manager-poll` "
                              f"(default {DEFAULT_MANAGER_POLL_S}; 'nni': NNI's own 0.5)")
-    parser.add_argument("--no-prestart", dest="prestart", action="store_false",
-                        help="do not warm the trial workers while NNI starts (each slot's first trial starts its own)")
     parser.add_argument("--concurrency", type=int, help="trialConcurrency")
     parser.add_argument("--epochs", type=int, help="evaluator epochs")
     parser.add_argument("--threads", type=int, help="evaluator threads per trial")
@@ -382,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_path, config = prepare_job(args, work / "job")
     concurrency = int(config.get("trialConcurrency", 1))
     outcome, jobs, wall = run_experiment(config_path, progress=not args.no_progress, timeout=args.timeout,
-                                       manager_poll=args.manager_poll, prestart=args.prestart)
+                                       manager_poll=args.manager_poll)
     records = state_records(outcome.experiment_dir)
     rows = trial_rows(jobs, state_seconds(records))
     if not rows:
@@ -403,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"per trial (median): compute {per['compute_median']:.2f} s, overhead {per['overhead_median']:.2f} s"
           + (f", dispatch gap {per['dispatch_median']:.2f} s" if per["dispatch_median"] is not None else ""))
     firsts = ", ".join(f"{s:.2f}" if s is not None else "?" for s in per["first_in_slot_overhead"])
-    print(f"overhead of each slot's first trial (worker start, unless warmed ahead): {firsts} s")
+    print(f"overhead of each slot's first trial (it starts the slot's worker): {firsts} s")
     print(f"experiment wall time from start() to {outcome.status}: {wall:.1f} s (includes NNI start-up); "
           f"Σ compute / (wall time × {concurrency}) = {summary['compute']['seconds'] / (wall * concurrency):.3f}")
     replay = summary.get("barrier_replay")

@@ -167,15 +167,11 @@ def test_search_refuses_a_manager_poll_interval_out_of_range(make_toy_config, ca
 
 
 @pytest.mark.slow
-def test_search_runs_to_done_and_says_it_warmed_the_trial_workers_ahead(make_toy_config, tmp_path, capsys):
-    from nas_core.nni_adapter.prestart import spare_cores
-
+def test_search_runs_to_done(make_toy_config, tmp_path, capsys):
     config = make_toy_config(maxTrialNumber=4)
     assert main(["search", str(config), "--port", "18080", "--no-progress", "--output", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "DONE: 4 succeeded" in out
-    if spare_cores() >= 1:
-        assert f"trial workers: warming 2 ahead of the first trials, {min(spare_cores(), 2)} at a time" in out
 
 
 def test_progress_counts_a_trial_a_resume_submitted_again_as_not_finished():

@@ -154,35 +154,3 @@ def test_nni_own_tuners_run_unchanged_on_our_space_and_trial(make_toy_config, tu
     assert len(rows) == 1 + 4 and all(",succeeded," in row for row in rows[1:])
     assert "records rebuilt from NNI's trial database" in (out / "report.md").read_text()
     assert (out / "pareto.png").exists()  # the trials' evaluator description came with their final results
-
-
-@pytest.mark.slow
-def test_each_slots_first_trial_runs_in_a_worker_warmed_while_nni_started(make_toy_config):
-    import contextlib
-    import os
-    import signal
-
-    from nas_core.nni_adapter import worker_pool
-    from nas_core.nni_adapter.prestart import predict_trial_launch, spare_cores
-    from nni.experiment import ExperimentConfig
-
-    if spare_cores() < 1:
-        pytest.skip("one core: workers are not warmed ahead")
-    command = ("python3 -m nas_core.trial --evaluator tests.toy_plugins:ProcessReportingEvaluator "
-               """--args '{"sleep": 0.2}'""")
-    config = make_toy_config(trialCommand=command, maxTrialNumber=4)
-    outcome, jobs = run_experiment(config)  # nas_core's launcher: workers warmed ahead by default
-    launch = predict_trial_launch(ExperimentConfig.load(str(config)).canonical_copy(), outcome.experiment_id,
-                                  os.environ)  # the environment start() left for NNI's manager
-    assert launch is not None, "the launch of this config was not predicted"
-    pool = worker_pool.pools_root() / worker_pool.pool_key(launch.argv, launch.env, launch.cwd, launch.executable)
-    logs = [(pool / f"slot-{slot}.log").read_text() if (pool / f"slot-{slot}.log").exists() else ""
-            for slot in (0, 1)]
-    workers = {int(log.split()[1]) for log in logs if log}
-    for pid in workers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    assert outcome.status == "DONE", outcome.errors
-    assert all("warmed up" in log and log.count("serving") == 1 for log in logs), logs
-    trial_pids = {int(json.loads(json.loads(job["finalMetricData"][0]["data"]))["pid"]) for job in jobs}
-    assert trial_pids == workers, "a trial ran outside the workers warmed ahead"

@@ -26,14 +26,13 @@ class ToyEvaluator(Evaluator):
 
     def __init__(self, *, dims: int = 3, choices: int = 4, sleep: float = 0.0, epochs: int = 3,
                  fail_when_sum: int | None = None, log_warning: str = "", prepare_seconds: float = 0.0,
-                 prepare_error: str = "", prepare_log: str = "") -> None:
+                 prepare_error: str = "") -> None:
         if dims < 1:
             raise ValueError(f"dims must be >= 1, got {dims}")
         self.space = toy_space(dims, choices)
         self.sleep = sleep
         self.log_warning = log_warning
         self.prepare_seconds, self.prepare_error, self.prepared = prepare_seconds, prepare_error, 0
-        self.prepare_log = prepare_log
         self.epochs = epochs
         self.fail_when_sum = fail_when_sum
         self.objective = MetricObjective("accuracy")
@@ -45,18 +44,8 @@ class ToyEvaluator(Evaluator):
         if self.prepare_error:
             raise RuntimeError(self.prepare_error)
         if not self.prepared:  # once-per-process work, as loading a data set
-            self._log_preparation("start")
             time.sleep(self.prepare_seconds)
-            self._log_preparation("end")
         self.prepared += 1
-
-    def _log_preparation(self, event: str) -> None:
-        """Append ``PID EVENT WALL-TIME`` to ``prepare_log``, if given (to see when processes prepared)."""
-        if self.prepare_log:
-            import os
-
-            with open(self.prepare_log, "a", encoding="utf-8") as log:
-                log.write(f"{os.getpid()} {event} {time.time():.6f}\n")
 
     def evaluate(self, arch: Architecture, reporter: Reporter = null_reporter) -> dict[str, float]:
         total = sum(int(v) for v in self.space.validate(arch).values())

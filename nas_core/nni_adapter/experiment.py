@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from . import rest
-from .prestart import prestart_trial_workers
 from .trial_outcome import ENDED_STATUSES
 
 _log = logging.getLogger(__name__)
@@ -218,15 +217,13 @@ def one_line(err: BaseException) -> str:
 
 def start(config_path: str | Path, *, port: int, host: str | None, experiment_id: str | None = None,
           manager_poll: float | None = DEFAULT_MANAGER_POLL_S, say: Callable[[str], None] | None = None,
-          resume: bool = False, prestart_workers: bool = True) -> Any:
+          resume: bool = False) -> Any:
     """Start the experiment described by ``config_path`` in the background; returns it.
 
     ``manager_poll``: see :func:`bind_environment`; NNI's own tuners keep NNI's loop
     (:func:`manager_poll_for`). ``say`` is given the lines that tell what was decided (they are
     logged at INFO level otherwise). ``resume``: continue the stopped experiment ``experiment_id``
     with its saved config (:func:`resumable_config`, which raises :class:`ResumeRefused` when it cannot be).
-    ``prestart_workers``: warm the trials' resident workers on the cores NNI's start-up leaves
-    idle (:mod:`.prestart`), so that no slot's first trial waits for one.
     """
     from nni.experiment import Experiment, ExperimentConfig
 
@@ -243,8 +240,6 @@ def start(config_path: str | Path, *, port: int, host: str | None, experiment_id
     tell = say or _log.info
     if note is not None:
         tell(note)
-    if prestart_workers:
-        tell(prestart_trial_workers(config.canonical_copy(), experiment.id))
     with patient_manager_check():
         experiment.start(port)
     return experiment

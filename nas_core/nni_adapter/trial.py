@@ -180,16 +180,6 @@ def _build_evaluator(args: argparse.Namespace, cache: dict[Any, Evaluator] | Non
     return cache[key]
 
 
-def prepare_evaluator(argv: list[str], cache: dict[Any, Evaluator]) -> None:
-    """Build into ``cache`` and prepare the evaluator of trial command line ``argv``, as a resident
-    worker started ahead of its first trial does (errors propagate)."""
-    from . import trial_io  # noqa: F401 - what the first trial would import next
-    from .. import runner  # noqa: F401
-
-    args = make_parser().parse_args(argv)
-    _build_evaluator(args, cache).prepare()
-
-
 def main(argv: list[str] | None = None, *, evaluators: dict[Any, Evaluator] | None = None,
          in_worker: bool = False) -> int:
     """Run one trial; ``evaluators`` and ``in_worker`` are set by the resident worker that runs it."""

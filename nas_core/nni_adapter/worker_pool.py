@@ -4,9 +4,7 @@ A fresh trial process imports torch and NNI and loads its data before it trains 
 small candidate that costs as much as the training (see docs/benchmarks.md, B2). The trial
 command therefore stays a thin client: it takes a free *slot* of a pool, connects to that slot's
 worker (started on first use, kept warm between trials), forwards its command line, environment
-and working directory, relays the worker's output and exits with the trial's exit status. A
-launcher that knows the trial command can start the workers before the first trial
-(:func:`prestart`, used by :mod:`.prestart`), with the evaluator built and prepared.
+and working directory, relays the worker's output and exits with the trial's exit status.
 
 A pool belongs to one set of trials that may share a process: same Python, same working
 directory, same trial arguments and same environment apart from the variables NNI sets per trial
@@ -30,13 +28,11 @@ import errno
 import hashlib
 import json
 import os
-import select
 import socket
 import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -69,11 +65,10 @@ def supported() -> bool:
     return hasattr(socket, "AF_UNIX")
 
 
-def pool_key(argv: Sequence[str], env: Mapping[str, str], cwd: str, executable: str | None = None) -> str:
-    """Identity of the trials that may share a worker: interpreter (``executable``, by default this
-    one), directory, arguments, shared environment."""
+def pool_key(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> str:
+    """Identity of the trials that may share a worker: interpreter, directory, arguments, shared environment."""
     shared_env = sorted((k, v) for k, v in env.items() if k not in PER_TRIAL_ENV)
-    blob = json.dumps([executable or sys.executable, os.path.realpath(cwd), list(argv), shared_env])
+    blob = json.dumps([sys.executable, os.path.realpath(cwd), list(argv), shared_env])
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
@@ -144,25 +139,15 @@ def _connect(path: Path) -> socket.socket | None:
     return sock
 
 
-def _spawn_worker(directory: Path, slot: int, env: Mapping[str, str], cwd: str, *, executable: str | None = None,
-                  warm: Sequence[str] | None = None, ready_fd: int | None = None) -> subprocess.Popen[bytes]:
-    """Start the slot's worker, detached (NNI must not kill it with the trial); the caller holds the slot.
-
-    ``warm``: a trial command line whose evaluator the worker prepares before its first trial,
-    closing ``ready_fd`` (its end of a pipe) once done (see :func:`prestart`).
-    """
+def _spawn_worker(directory: Path, slot: int, env: Mapping[str, str], cwd: str) -> subprocess.Popen[bytes]:
+    """Start the slot's worker, detached (NNI must not kill it with the trial); the caller holds the slot."""
     sock_path = directory / f"slot-{slot}.sock"
     sock_path.unlink(missing_ok=True)  # left by a worker that died; we hold the slot, none is alive
-    command = [executable or sys.executable, "-m", "nas_core.nni_adapter.worker_server", "--socket", str(sock_path),
+    command = [sys.executable, "-m", "nas_core.nni_adapter.worker_server", "--socket", str(sock_path),
                "--lock", str(directory / f"slot-{slot}.lock"), "--idle-timeout", str(idle_timeout(env))]
-    if warm is not None:
-        command += ["--warm", json.dumps(list(warm))]
-    if ready_fd is not None:
-        command += ["--ready-fd", str(ready_fd)]
     with open(directory / f"slot-{slot}.log", "ab") as log:
         return subprocess.Popen(command, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                pass_fds=() if ready_fd is None else (ready_fd,))
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _start_worker(directory: Path, slot: int, env: Mapping[str, str], cwd: str) -> socket.socket:
@@ -180,85 +165,6 @@ def _start_worker(directory: Path, slot: int, env: Mapping[str, str], cwd: str) 
         time.sleep(0.02)
     process.kill()
     raise WorkerUnavailable(f"the worker did not start within {START_TIMEOUT_S:.0f} s; see {log_path}")
-
-
-def prestart(argv: Sequence[str], *, env: Mapping[str, str], cwd: str, slots: int, at_once: int = 1,
-             executable: str | None = None) -> list[int]:
-    """Start warm workers in the first ``slots`` slots of the pool that trials with this command
-    line, environment, directory and interpreter will use, before those trials exist; returns the
-    slots started, once every one of them has finished warming up (or died).
-
-    Each worker builds and prepares the trial's evaluator before it serves (torch, the data), so
-    the first trial of its slot does not wait for that. At most ``at_once`` workers warm up at a
-    time: a launcher calls this while NNI's own start-up, which runs one step after another, keeps
-    one core busy, and the warm-up must use the cores it leaves idle, not compete with it. Each
-    slot is held only until its worker listens: a trial that takes the slot during the warm-up
-    connects and waits for it rather than starting a second worker. A slot in use or with a live
-    worker is left alone. Raises :class:`WorkerUnavailable` as :func:`run_in_worker` does, and
-    when a worker dies before it listens.
-    """
-    if not supported():
-        raise WorkerUnavailable("this platform has no Unix sockets or fcntl locks")
-    if at_once < 1:
-        raise ValueError(f"at_once must be >= 1, got {at_once!r}")
-    directory = pool_dir(pool_key(argv, env, cwd, executable))
-    started: list[int] = []
-    warming: list[int] = []  # read ends of the started workers' ready pipes
-    try:
-        for slot in range(min(slots, MAX_SLOTS)):
-            while len(warming) >= at_once:
-                _wait_for_a_warm_up(warming)
-            lock_fd = _try_lock_slot(directory, slot)
-            if lock_fd is None:
-                continue
-            try:
-                existing = _connect(directory / f"slot-{slot}.sock")
-                if existing is not None:  # a live worker; the connection only checked that
-                    existing.close()
-                    continue
-                ready_read, ready_write = os.pipe()
-                warming.append(ready_read)
-                try:
-                    process = _spawn_worker(directory, slot, env, cwd, executable=executable, warm=argv,
-                                            ready_fd=ready_write)
-                finally:
-                    os.close(ready_write)
-                _wait_until_listening(process, directory, slot)
-            finally:
-                os.close(lock_fd)
-            started.append(slot)
-            threading.Thread(target=process.wait, daemon=True, name=f"reap-worker-{process.pid}").start()
-        while warming:
-            _wait_for_a_warm_up(warming)
-    finally:
-        for fd in warming:
-            os.close(fd)
-    return started
-
-
-def _wait_until_listening(process: subprocess.Popen[bytes], directory: Path, slot: int) -> None:
-    """Return once the slot's new worker listens; stop it and raise if it dies or never does."""
-    sock_path, log_path = directory / f"slot-{slot}.sock", directory / f"slot-{slot}.log"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not sock_path.exists():
-        if process.poll() is not None:
-            raise WorkerUnavailable(f"the worker of slot {slot} exited with status {process.returncode} on "
-                                    f"start-up; see {log_path}:\n{_tail(log_path)}")
-        if time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            raise WorkerUnavailable(f"the worker of slot {slot} did not start within {START_TIMEOUT_S:.0f} s; "
-                                    f"see {log_path}")
-        time.sleep(0.01)
-
-
-def _wait_for_a_warm_up(warming: list[int]) -> None:
-    """Wait until one of the warming workers is done (its pipe closes: warmed up, failed or died),
-    or ``START_TIMEOUT_S``; then forget it (the oldest, on a time-out)."""
-    ready, _, _ = select.select(warming, [], [], START_TIMEOUT_S)
-    for fd in ready or warming[:1]:
-        warming.remove(fd)
-        os.close(fd)
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -2,8 +2,7 @@
 
 Started by :mod:`nas_core.nni_adapter.worker_pool` for one slot of a pool; not meant to be run by hand::
 
-    python -m nas_core.nni_adapter.worker_server --socket SLOT.sock --lock SLOT.lock --idle-timeout 120 \
-        [--warm ARGV --ready-fd FD]
+    python -m nas_core.nni_adapter.worker_server --socket SLOT.sock --lock SLOT.lock --idle-timeout 120
 
 Each connection is one trial: the client sends its command line, environment and working
 directory; the worker adopts that environment and directory, runs :func:`nas_core.nni_adapter.trial.main`
@@ -13,11 +12,7 @@ loaded once per worker instead of once per trial; NNI itself is not imported at 
 (:mod:`.trial_io` speaks its HTTP channel with the standard library). An evaluator's ``evaluate`` must not
 depend on earlier calls, which :func:`nas_core.run_search` already requires.
 
-A worker started ahead of its first trial (``--warm``, a trial command line as a JSON list; see
-:func:`nas_core.nni_adapter.worker_pool.prestart`) builds and prepares that trial's evaluator
-before serving, then closes ``--ready-fd`` so that its starter knows the warm-up is over. The
-socket appears once connections are accepted, before the warm-up: a trial that connects during
-it waits for it to end.
+The socket appears only once it accepts connections.
 
 If the client goes away during a trial (NNI cancelled it), the worker exits at once, which is the
 only sure way to stop a training loop; the slot's next trial starts a new worker. After
@@ -36,7 +31,6 @@ import select
 import socket
 import sys
 import threading
-import time
 import traceback
 from typing import Any
 
@@ -147,33 +141,13 @@ def _listen(socket_path: str) -> socket.socket:
     return listener
 
 
-def warm_up(argv: list[str], evaluators: dict[Any, Evaluator]) -> None:
-    """Build and prepare the evaluator of a trial command line ahead of its first trial; a failure
-    is only logged (the trial itself then reports it)."""
-    from .trial import prepare_evaluator
-
-    started = time.perf_counter()
-    try:
-        prepare_evaluator(argv, evaluators)
-    except BaseException:  # noqa: BLE001 - a warm-up must never stop the worker
-        traceback.print_exc()
-        print(f"worker {os.getpid()}: warm-up failed; the first trial builds its evaluator itself", flush=True)
-        return
-    print(f"worker {os.getpid()} warmed up in {time.perf_counter() - started:.2f} s", flush=True)
-
-
-def serve(socket_path: str, lock_path: str, idle_timeout: float, warm: list[str] | None = None,
-          ready_fd: int | None = None) -> int:
+def serve(socket_path: str, lock_path: str, idle_timeout: float) -> int:
     import fcntl
 
     listener = _listen(socket_path)
     bound = os.stat(socket_path).st_ino
     evaluators: dict[Any, Evaluator] = {}
     print(f"worker {os.getpid()} serving {socket_path}", flush=True)
-    if warm is not None:
-        warm_up(warm, evaluators)
-    if ready_fd is not None:
-        os.close(ready_fd)  # the starter reads end-of-file: this worker is ready
     while True:
         ready, _, _ = select.select([listener], [], [], idle_timeout)
         if not ready:
@@ -206,19 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, help="Unix socket to listen on")
     parser.add_argument("--lock", required=True, help="the slot's lock file (taken only to exit when idle)")
     parser.add_argument("--idle-timeout", type=float, required=True, help="seconds without a trial before exiting")
-    parser.add_argument("--warm", type=_argv_list, default=None,
-                        help="a trial command line (JSON list of strings) whose evaluator to prepare before serving")
-    parser.add_argument("--ready-fd", type=int, default=None,
-                        help="a pipe's write end, closed once the warm-up is over")
     args = parser.parse_args(argv)
-    return serve(args.socket, args.lock, args.idle_timeout, args.warm, args.ready_fd)
-
-
-def _argv_list(text: str) -> list[str]:
-    value = json.loads(text)
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise argparse.ArgumentTypeError(f"--warm must be a JSON list of strings, got {text!r}")
-    return value
+    return serve(args.socket, args.lock, args.idle_timeout)
 
 
 if __name__ == "__main__":
