@@ -164,3 +164,18 @@ def test_the_trial_command_starts_without_torch_nni_or_the_core():
              "assert not heavy, heavy")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_thin_client_hands_its_trial_to_a_worker_without_loading_the_http_stack():
+    """Under NNI each trial's client decides to use a worker; it runs once per trial, so it must not
+    import trial_io's HTTP client (about 30 ms a trial on the default job)."""
+    probe = ("import os, sys; from nas_core.nni_adapter import trial, worker_pool\n"
+             "os.environ.update(NNI_PLATFORM='local', NNI_TRIAL_COMMAND_CHANNEL='http://127.0.0.1:9/x')\n"
+             "def handed(argv):\n"
+             "    print(sorted(m for m in ('http.client', 'urllib.request', 'nas_core.nni_adapter.trial_io')\n"
+             "                 if m in sys.modules)); return 0\n"
+             "worker_pool.run_in_worker = handed\n"
+             "assert trial._run_in_worker(['--evaluator', 'x']) == 0\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"the client loaded {done.stdout.strip()}"

@@ -7,6 +7,8 @@ Modules:
 * :mod:`.trial` — the trial command (``python -m nas_core.trial`` runs it): parameters in, epochs
   and a final dict out, with the candidate key and the evaluator's description;
 * :mod:`.trial_io` — one trial's conversation with NNI, built from the environment NNI gave it;
+* :mod:`.trial_env` — whether a process is an NNI trial with an HTTP channel, read by the thin
+  client without :mod:`.trial_io`'s HTTP stack;
 * :mod:`.worker_pool`, :mod:`.worker_server` — resident trial workers: the trial command is a
   thin client handing its candidate to a warm process of its slot (benchmark B2: with a process per
   trial, 61 % of the slot time went to start-up), so torch and the data are loaded once per slot (and NNI not at all);

@@ -227,7 +227,8 @@ def _report_unbuilt(args: argparse.Namespace, reason: str, code: int) -> int:
     """Under NNI, report a trial whose evaluator could not be built as a failed final result naming
     ``reason`` (the tuner then fails its candidate at once rather than waiting for a result that
     never comes); returns ``code``."""
-    from .trial_io import TrialSession, in_nni_trial
+    from .trial_env import in_nni_trial
+    from .trial_io import TrialSession
 
     if args.arch is not None or not in_nni_trial():
         return code
@@ -242,7 +243,7 @@ def _report_unbuilt(args: argparse.Namespace, reason: str, code: int) -> int:
 
 def _run_in_worker(argv: list[str]) -> int | None:
     """The exit status of the trial run by a resident worker, or None to run it in this process."""
-    from .trial_io import has_http_channel, in_nni_trial
+    from .trial_env import has_http_channel, in_nni_trial
     from .worker_pool import WorkerUnavailable, run_in_worker
 
     if not (in_nni_trial() and has_http_channel()):

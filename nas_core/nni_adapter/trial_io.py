@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from . import rest
+from .trial_env import has_http_channel
 
 MANAGER_RECORD_WAIT_S = 30.0
 """How long a trial waits for the manager's record of its trial job: the manager stores it just
@@ -48,22 +49,6 @@ after starting the trial's process, so a fast trial can ask first, and a busy ma
 late or not at all for a while."""
 MANAGER_REQUEST_TIMEOUT_S = 10.0
 """The longest one request to the manager may take within that wait."""
-
-
-def in_nni_trial(env: Mapping[str, str] | None = None) -> bool:
-    """True inside a trial process started by an NNI training service."""
-    platform = (os.environ if env is None else env).get("NNI_PLATFORM")
-    return bool(platform) and platform != "unittest"
-
-
-def has_http_channel(env: Mapping[str, str] | None = None) -> bool:
-    """True when the trial talks to NNI over HTTP (local and remote training services of NNI 3.0).
-
-    Only such a trial can be served by a resident worker: its channel is a URL that any process
-    may use, while the older file-based channel is tied to the trial's own process.
-    """
-    url = (os.environ if env is None else env).get("NNI_TRIAL_COMMAND_CHANNEL") or ""
-    return url.startswith("http://")
 
 
 def import_nni_quietly() -> None:
