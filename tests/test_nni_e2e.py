@@ -44,11 +44,12 @@ def test_experiment_reaches_done_with_every_trial_succeeded(make_toy_config):
     assert "NO_MORE_TRIAL is set" not in manager_log
 
 
-def run_experiment(config):
+def run_experiment(config, timeout: float = 300):
+    """Run ``config`` under NNI to its end; returns the outcome and the manager's trial jobs."""
     port = free_port()
     exp = nni_experiment.start(config, port=port, host="127.0.0.1")
     try:
-        outcome = nni_experiment.wait(exp, poll=1.0, progress=False, timeout=300)
+        outcome = nni_experiment.wait(exp, poll=1.0, progress=False, timeout=timeout)
         jobs = rest.get(port, "trial-jobs")
     finally:
         exp.stop()

@@ -19,14 +19,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nas_core.nni_adapter import experiment as nni_experiment
 from nas_core.nni_adapter import rest
 from nas_core.nni_adapter.trial import CANDIDATE_FIELD
 from nas_core.nni_adapter.tuner import candidate_hash, state_path_of
 from nas_core.report import write_report
 from nas_core.results import load_results
 from nas_core.space import SearchSpace
-from tests.test_nni_e2e import free_port
+from tests.test_nni_e2e import run_experiment
 
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = REPO / "examples" / "digits"
@@ -49,18 +48,6 @@ def digits_experiment(tmp_path: Path, *, max_trials: int = 8, concurrency: int =
     return tmp_path / "config.yml"
 
 
-def run_to_done(config: Path) -> tuple[str, list[dict], Path]:
-    port = free_port()
-    exp = nni_experiment.start(config, port=port, host="127.0.0.1")
-    try:
-        outcome = nni_experiment.wait(exp, poll=1.0, progress=False, timeout=600)
-        jobs = rest.get(port, "trial-jobs")
-    finally:
-        exp.stop()
-    assert outcome.status == "DONE", outcome.errors
-    return outcome.status, jobs, outcome.experiment_dir
-
-
 def manager_parameters(job: dict) -> dict:
     """The parameters the manager recorded for a trial job (what the web UI shows)."""
     return rest.job_parameters(job)["parameters"]
@@ -81,7 +68,9 @@ def mismatched_trials(jobs: list[dict], space: SearchSpace) -> list[str]:
 
 @pytest.mark.slow
 def test_every_trial_shows_what_it_trained_and_trials_csv_names_its_trial_no(tmp_path):
-    _, jobs, exp_dir = run_to_done(digits_experiment(tmp_path))
+    outcome, jobs = run_experiment(digits_experiment(tmp_path), timeout=600)
+    assert outcome.status == "DONE", outcome.errors
+    exp_dir = outcome.experiment_dir
     space = SearchSpace.from_nni(json.loads((DIGITS / "search_space.json").read_text()))
     assert len(jobs) == 8 and all(job["status"] == "SUCCEEDED" for job in jobs), [j["status"] for j in jobs]
     assert mismatched_trials(jobs, space) == []
