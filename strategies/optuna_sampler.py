@@ -1,9 +1,9 @@
 """Any Optuna sampler as a search strategy, through Optuna's ask/tell interface.
 
 Each of our asks is one ``study.ask`` on an in-memory study whose parameters are the space's
-dimensions; each tell completes (or fails) that trial. Results the strategy never asked for
-(history replayed on resume, or a duplicate the driver answered from its store) are added as
-finished trials, so the sampler learns from them like from its own.
+dimensions; each tell completes, prunes (an early stop) or fails that trial. Results the strategy
+never asked for (history replayed on resume, or a duplicate the driver answered from its store)
+are added as finished trials in the same states, so the sampler learns from them like from its own.
 
 Determinism and resume: the sampler is rebuilt before every ask with a seed derived from the
 search seed and the number of asks so far, so its next proposal depends only on that count and
@@ -23,6 +23,7 @@ becomes a scale; right for widths, arbitrary for operation names). ``encoding`` 
 from __future__ import annotations
 
 import math
+import re
 import warnings
 import zlib
 from collections.abc import Mapping, Sequence
@@ -43,7 +44,11 @@ SAMPLERS: tuple[str, ...] = (
 INDEX_ENCODED: frozenset[str] = frozenset({"CmaEsSampler", "QMCSampler"})
 """Samplers without a model of categorical parameters: they get choice indices as integers."""
 
-_STATES = ("COMPLETE", "FAIL", "RUNNING")
+_STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
+
+_EPOCHS = re.compile(r"\bafter (\d+) per-epoch results?\b")
+"""How an NNI early stop's reason gives the number of per-epoch results the trial reported
+(:func:`nas_core.nni_adapter.trial_outcome.early_stopped_result`); the pruned step, 0 without it."""
 
 
 def _optuna() -> Any:
@@ -82,6 +87,13 @@ class OptunaSampler(Strategy):
     ``"pareto"`` for the evaluator's declared Pareto pair, or a list of metric names, each with
     ``:maximize``/``:minimize`` unless the evaluator declares it. A candidate lacking one of those
     metrics is told to Optuna as failed.
+
+    An early-stopped candidate (e.g. killed by an NNI assessor) is told as PRUNED, as Optuna's own
+    pruners would leave it, when the study is single-objective and its last per-epoch metrics hold
+    the objective (a named metric; the fitness never, since an early stop has none): that value is
+    its intermediate value at the step of the stop (TPE ranks pruned trials below every completed
+    one, among themselves by step, then value). Otherwise (multi-objective, the default fitness objective, the
+    metric missing or not finite) it is told as failed, like any other result without values.
     """
 
     name = "optuna"
@@ -223,6 +235,23 @@ class OptunaSampler(Strategy):
             values.append(float(value))
         return values
 
+    def _pruned(self, result: TrialResult) -> tuple[int, float] | None:
+        """(step, intermediate value) of an early stop told as PRUNED, or None to tell it as failed.
+
+        The value is the single objective read from the partial metrics as :meth:`_values` reads it
+        from a success's; the step is the number of per-epoch results its reason names
+        (:data:`_EPOCHS`), or 0 when it names none."""
+        if not result.early_stopped:
+            return None
+        objectives = self.objectives
+        if len(objectives) != 1 or objectives[0][0] == "fitness":
+            return None  # Optuna keeps intermediate values for single-objective studies only
+        value = result.metrics.get(objectives[0][0])
+        if value is None or not math.isfinite(value):
+            return None
+        found = _EPOCHS.search(result.reason or "")
+        return (int(found.group(1)) if found else 0), float(value)
+
     # -------------------------------------------------------------- ask and tell
     def _ask(self, trial_id: int) -> Ask:
         if len(self._seen) >= self._size:
@@ -260,19 +289,31 @@ class OptunaSampler(Strategy):
         return architecture_at(self.space, unseen[self.rng.randrange(len(unseen))])
 
     def _tell(self, trial_id: int, arch: Architecture, result: TrialResult) -> None:
+        """COMPLETE with the objective values, PRUNED with one intermediate value (:meth:`_pruned`),
+        or FAIL; a trial never asked is added in the state ``study.tell`` would have left it in."""
         optuna = _optuna()
+        states = optuna.trial.TrialState
         values = self._values(result)
+        pruned = self._pruned(result) if values is None else None
         self._seen.add(self.space.key(arch))
         number = self._number.pop(trial_id, None)
         if number is None:  # never asked: history replay, or a duplicate answered from the store
+            if pruned is not None:  # as study.tell leaves a pruned trial: its intermediate value is its value
+                state, values, intermediate = states.PRUNED, [pruned[1]], {pruned[0]: pruned[1]}
+            else:
+                state, intermediate = (states.COMPLETE if values is not None else states.FAIL), None
             self.study.add_trial(optuna.trial.create_trial(
-                state=optuna.trial.TrialState.COMPLETE if values is not None else optuna.trial.TrialState.FAIL,
-                params=self._params(arch), distributions=self._distributions, values=values,
+                state=state, params=self._params(arch), distributions=self._distributions, values=values,
+                intermediate_values=intermediate,
             ))
-        elif values is None:
-            self.study.tell(number, state=optuna.trial.TrialState.FAIL)
-        else:
+        elif values is not None:
             self.study.tell(number, values)
+        elif pruned is not None:
+            storage_id = self._storage.get_trial_id_from_study_id_trial_number(self._study_id(), number)
+            self._storage.set_trial_intermediate_value(storage_id, *pruned)
+            self.study.tell(number, state=states.PRUNED)
+        else:
+            self.study.tell(number, state=states.FAIL)
 
     # --------------------------------------------------------------------- state
     def _state_dict(self) -> dict[str, Any]:
@@ -286,6 +327,7 @@ class OptunaSampler(Strategy):
             trials.append({
                 "state": t.state.name, "params": dict(t.params),
                 "values": None if t.values is None else list(t.values), "system_attrs": dict(t.system_attrs),
+                "intermediate_values": [[step, value] for step, value in sorted(t.intermediate_values.items())],
             })
         return {
             "asks": self._asks,
@@ -315,6 +357,8 @@ class OptunaSampler(Strategy):
                     state=getattr(optuna.trial.TrialState, check_choice("trial state", entry["state"], _STATES)),
                     params=dict(entry["params"]), distributions=self._distributions,
                     values=entry["values"], system_attrs=dict(entry["system_attrs"]),
+                    intermediate_values={  # states written before pruned trials have none
+                        int(step): float(value) for step, value in entry.get("intermediate_values", [])},
                 ))
                 self._seen.add(self.space.key(self._arch(entry["params"])))
         except (KeyError, TypeError, ValueError) as err:

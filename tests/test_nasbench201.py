@@ -146,6 +146,128 @@ def test_optuna_stuck_sampler_gets_unseen_architectures_and_finishes_on_an_exhau
     assert len(driver.evaluated()) == 6 and strategy.ask(10**6) is FINISHED
 
 
+class TestConformanceOptunaTPEOnAMetric(StrategyConformance):
+    """TPE on a named single objective: early stops with that metric become PRUNED trials and steer it."""
+
+    strategy_path = "optuna"
+    strategy_args = {"sampler": "TPESampler", "objectives": ["accuracy:maximize"]}
+    uses_early_stops = True
+
+
+ON_ACCURACY = {"sampler": "TPESampler", "sampler_args": {"n_startup_trials": 3}, "objectives": ["accuracy:maximize"]}
+
+
+def _stop(epochs: int | None, accuracy: float) -> TrialResult:
+    """An early stop as the NNI tuner makes it: the last per-epoch metrics, the epochs in its reason."""
+    from nas_core.nni_adapter.trial_outcome import early_stopped_result
+
+    return early_stopped_result(epochs, {"accuracy": accuracy, "flops": 1.0})
+
+
+def _tpe_run(told: str, asks: int = 14) -> tuple[object, list[dict]]:
+    """TPE on ``accuracy``: every third candidate is stopped early (``told`` "early") or fails
+    (``told`` "failed") with high partial accuracy; the others complete with a low one."""
+    space = toy_space()
+    strategy = STRATEGIES.build("optuna", ON_ACCURACY, space=space, seed=0)
+    asked = []
+    for trial in range(asks):
+        arch = strategy.ask(trial)
+        asked.append(arch)
+        if trial % 3 == 0:
+            stop = _stop(2 + trial, 0.9)
+            result = stop if told == "early" else TrialResult.failed(str(stop.reason), stop.metrics)
+        else:
+            result = TrialResult.succeeded({"accuracy": 0.1, "flops": 1.0}, 0.1)
+        strategy.tell(trial, arch, result)
+    return strategy, asked
+
+
+def test_optuna_early_stop_with_the_objective_is_pruned_at_its_epoch_and_steers_tpe() -> None:
+    strategy, asked = _tpe_run("early")
+    pruned = [t for t in strategy.study.trials if t.state.name == "PRUNED"]
+    assert [t.number for t in pruned] == [0, 3, 6, 9, 12]
+    assert [t.intermediate_values for t in pruned] == [{2 + t.number: 0.9} for t in pruned]
+    assert all(t.values == [0.9] for t in pruned)
+    failed, asked_if_failed = _tpe_run("failed")
+    assert {t.state.name for t in failed.study.trials} == {"COMPLETE", "FAIL"}
+    assert asked != asked_if_failed, "TPE proposed the same whether early stops were pruned or failed"
+
+
+def test_optuna_early_stop_is_failed_when_it_cannot_give_the_single_objective() -> None:
+    space = toy_space()
+    cases = [
+        ({"objectives": ["accuracy:maximize", "flops:minimize"]}, _stop(3, 0.9)),  # multi-objective
+        ({}, _stop(3, 0.9)),  # the fitness: an early stop has none
+        (ON_ACCURACY, TrialResult.stopped_early("stopped early after 3 per-epoch results", {"flops": 1.0})),
+    ]
+    for args, result in cases:
+        strategy = STRATEGIES.build("optuna", args, space=space, seed=0)
+        arch = strategy.ask(0)
+        strategy.tell(0, arch, result)
+        strategy.tell(99, space.sample(random.Random(5)), result)  # never asked
+        assert [t.state.name for t in strategy.study.trials] == ["FAIL", "FAIL"], args
+        assert all(not t.intermediate_values for t in strategy.study.trials)
+
+
+def test_optuna_replayed_early_stop_is_pruned_like_an_asked_one() -> None:
+    space = toy_space()
+    strategy = STRATEGIES.build("optuna", ON_ACCURACY, space=space, seed=0)
+    arch = strategy.ask(0)
+    strategy.tell(0, arch, _stop(4, 0.7))
+    replay = space.sample(random.Random(5))
+    strategy.tell(99, replay, _stop(None, 0.6))  # epochs unknown: step 0
+    asked, replayed = strategy.study.trials
+    assert (asked.state.name, asked.values, asked.intermediate_values) == ("PRUNED", [0.7], {4: 0.7})
+    assert (replayed.state.name, replayed.values, replayed.intermediate_values) == ("PRUNED", [0.6], {0: 0.6})
+    assert replayed.params == replay
+
+
+def _with_pruned_trials() -> tuple[object, list[dict]]:
+    """A TPE strategy past its startup trials, with asked and replayed pruned trials among them, and
+    one asked trial still running."""
+    space = toy_space()
+    strategy = STRATEGIES.build("optuna", ON_ACCURACY, space=space, seed=0)
+    for trial in range(6):
+        arch = strategy.ask(trial)
+        strategy.tell(trial, arch, _stop(trial + 1, 0.5 + trial / 20) if trial % 2 else
+                      TrialResult.succeeded({"accuracy": trial / 10, "flops": 1.0}, trial / 10))
+    strategy.tell(50, space.sample(random.Random(3)), _stop(2, 0.8))
+    pending = strategy.ask(6)
+    return strategy, [pending]
+
+
+def test_optuna_state_round_trips_pruned_trials_and_the_next_asks() -> None:
+    strategy, _ = _with_pruned_trials()
+    state = json.loads(json.dumps(strategy.state_dict(), allow_nan=False))
+    restored = STRATEGIES.build("optuna", ON_ACCURACY, space=toy_space(), seed=0)
+    restored.load_state_dict(state)
+
+    def trials(s: object) -> list[tuple]:
+        return [(t.state.name, t.params, t.values, t.intermediate_values) for t in s.study.trials]
+
+    assert trials(restored) == trials(strategy)
+    assert sum(t[0] == "PRUNED" for t in trials(strategy)) == 4
+    for trial in range(7, 12):
+        assert restored.ask(trial) == strategy.ask(trial)
+
+
+def test_optuna_state_without_intermediate_values_still_loads() -> None:
+    """A state written before pruned trials were kept (no ``intermediate_values``) loads as it did."""
+    space = toy_space()
+    strategy = STRATEGIES.build("optuna", ON_ACCURACY, space=space, seed=0)
+    for trial in range(5):
+        arch = strategy.ask(trial)
+        strategy.tell(trial, arch, TrialResult.succeeded({"accuracy": trial / 10}, trial / 10) if trial != 2
+                      else TrialResult.failed("diverged"))
+    state = json.loads(json.dumps(strategy.state_dict()))
+    for entry in state["state"]["trials"]:
+        entry.pop("intermediate_values", None)
+    restored = STRATEGIES.build("optuna", ON_ACCURACY, space=space, seed=0)
+    restored.load_state_dict(state)
+    assert [t.state.name for t in restored.study.trials] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert [restored.ask(t) for t in range(5, 9)] == [strategy.ask(t) for t in range(5, 9)]
+
+
 # ---------------------------------------------------------------------- local search
 def test_local_search_climbs_from_the_incumbent_and_never_repeats() -> None:
     space = toy_space()
