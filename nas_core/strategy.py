@@ -55,9 +55,10 @@ class TrialResult:
     * ``"succeeded"``: trained to the end; ``metrics`` and a finite ``fitness``.
     * ``"failed"``: no usable result; ``reason`` says why (``metrics`` keeps any finite values).
     * ``"early_stopped"``: training was stopped before the end on purpose (e.g. an NNI assessor
-      judged its per-epoch results poor); ``metrics`` are the last per-epoch metrics it reported
-      and ``reason`` says who stopped it after how many epochs. It has no fitness: it was not
-      fully trained, so it is never a success (``ok`` is False) and never chosen as best.
+      judged its per-epoch results poor); ``metrics`` are the last per-epoch metrics it reported,
+      ``epochs`` how many per-epoch results it reported (None: not known), and ``reason`` says who
+      stopped it. It has no fitness: it was not fully trained, so it is never a success (``ok`` is
+      False) and never chosen as best.
 
     Strategies see ``ok`` False for both failures and early stops; one that wants to tell them
     apart (e.g. to learn from the partial metrics) reads ``status`` or :attr:`early_stopped`.
@@ -67,8 +68,13 @@ class TrialResult:
     metrics: Mapping[str, float] = field(default_factory=dict)
     fitness: float | None = None
     reason: str | None = None
+    epochs: int | None = None
 
     def __post_init__(self) -> None:
+        if self.epochs is not None and (self.status != "early_stopped" or isinstance(self.epochs, bool)
+                                        or not isinstance(self.epochs, int) or self.epochs < 0):
+            raise ValueError(f"only an early stop counts its epochs, as an int >= 0; got epochs={self.epochs!r} "
+                             f"for a {self.status} result")
         if self.status == "succeeded":
             if isinstance(self.fitness, bool) or not isinstance(self.fitness, (int, float)) or not math.isfinite(self.fitness):
                 raise ValueError(f"a succeeded result needs a finite fitness, got {self.fitness!r} (use TrialResult.succeeded)")
@@ -93,10 +99,12 @@ class TrialResult:
         return cls("failed", _finite(metrics), None, reason or "failed")
 
     @classmethod
-    def stopped_early(cls, reason: str, metrics: Mapping[str, Any] | None = None) -> TrialResult:
+    def stopped_early(cls, reason: str, metrics: Mapping[str, Any] | None = None,
+                      epochs: int | None = None) -> TrialResult:
         """Stopped before the end on purpose; ``metrics`` are the last per-epoch ones (finite
-        values kept), ``reason`` says by whom and after how many epochs."""
-        return cls("early_stopped", _finite(metrics), None, reason or "early-stopped")
+        values kept), ``epochs`` how many per-epoch results came before the stop (None: not
+        known), ``reason`` says by whom."""
+        return cls("early_stopped", _finite(metrics), None, reason or "early-stopped", epochs)
 
     @property
     def ok(self) -> bool:
@@ -108,14 +116,20 @@ class TrialResult:
         return self.status == "early_stopped"
 
     def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "metrics": dict(self.metrics), "fitness": self.fitness, "reason": self.reason}
+        data = {"status": self.status, "metrics": dict(self.metrics), "fitness": self.fitness, "reason": self.reason}
+        if self.epochs is not None:
+            data["epochs"] = self.epochs
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TrialResult:
         if data.get("status") == "succeeded":
             return cls.succeeded(data.get("metrics", {}), data.get("fitness"))  # type: ignore[arg-type]
         if data.get("status") == "early_stopped":
-            return cls.stopped_early(str(data.get("reason") or "early-stopped"), data.get("metrics"))
+            epochs = data.get("epochs")
+            return cls.stopped_early(str(data.get("reason") or "early-stopped"), data.get("metrics"),
+                                     epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0
+                                     else None)
         return cls.failed(str(data.get("reason") or "failed"), data.get("metrics"))
 
 

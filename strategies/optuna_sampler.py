@@ -23,7 +23,6 @@ becomes a scale; right for widths, arbitrary for operation names). ``encoding`` 
 from __future__ import annotations
 
 import math
-import re
 import warnings
 import zlib
 from collections.abc import Mapping, Sequence
@@ -45,10 +44,6 @@ INDEX_ENCODED: frozenset[str] = frozenset({"CmaEsSampler", "QMCSampler"})
 """Samplers without a model of categorical parameters: they get choice indices as integers."""
 
 _STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
-
-_EPOCHS = re.compile(r"\bafter (\d+) per-epoch results?\b")
-"""How an NNI early stop's reason gives the number of per-epoch results the trial reported
-(:func:`nas_core.nni_adapter.trial_outcome.early_stopped_result`); the pruned step, 0 without it."""
 
 
 def _optuna() -> Any:
@@ -239,8 +234,8 @@ class OptunaSampler(Strategy):
         """(step, intermediate value) of an early stop told as PRUNED, or None to tell it as failed.
 
         The value is the single objective read from the partial metrics as :meth:`_values` reads it
-        from a success's; the step is the number of per-epoch results its reason names
-        (:data:`_EPOCHS`), or 0 when it names none."""
+        from a success's; the step is the number of per-epoch results before the stop
+        (``result.epochs``), or 0 when that is not known."""
         if not result.early_stopped:
             return None
         objectives = self.objectives
@@ -249,8 +244,7 @@ class OptunaSampler(Strategy):
         value = result.metrics.get(objectives[0][0])
         if value is None or not math.isfinite(value):
             return None
-        found = _EPOCHS.search(result.reason or "")
-        return (int(found.group(1)) if found else 0), float(value)
+        return (result.epochs or 0), float(value)
 
     # -------------------------------------------------------------- ask and tell
     def _ask(self, trial_id: int) -> Ask:

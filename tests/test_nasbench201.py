@@ -158,7 +158,7 @@ ON_ACCURACY = {"sampler": "TPESampler", "sampler_args": {"n_startup_trials": 3},
 
 
 def _stop(epochs: int | None, accuracy: float) -> TrialResult:
-    """An early stop as the NNI tuner makes it: the last per-epoch metrics, the epochs in its reason."""
+    """An early stop as the NNI tuner makes it: the last per-epoch metrics and how many there were."""
     from nas_core.nni_adapter.trial_outcome import early_stopped_result
 
     return early_stopped_result(epochs, {"accuracy": accuracy, "flops": 1.0})

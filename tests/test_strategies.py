@@ -535,3 +535,16 @@ def test_early_stopped_result_has_no_fitness_and_round_trips() -> None:
     with pytest.raises(ValueError, match="early_stopped result has no fitness"):
         TrialResult("early_stopped", {}, 1.0, "x")
     assert not TrialResult.failed("x").early_stopped
+
+
+def test_an_early_stop_keeps_how_many_epochs_it_reported_through_a_save() -> None:
+    result = TrialResult.stopped_early("stopped by Medianstop", {"accuracy": 41.5}, epochs=2)
+    assert result.epochs == 2
+    assert TrialResult.from_json(json.loads(json.dumps(result.to_json()))) == result
+    assert "epochs" not in TrialResult.stopped_early("stopped").to_json()  # unknown: states stay as they were
+    assert TrialResult.from_json({"status": "early_stopped", "reason": "x"}).epochs is None  # a state from before
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="only an early stop counts its epochs"):
+            TrialResult.stopped_early("x", epochs=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="for a failed result"):
+        TrialResult("failed", {}, None, "x", 3)

@@ -159,4 +159,4 @@ def early_stopped_result(epochs: int | None, metrics: Mapping[str, Any], by: str
     if epochs is None:
         return TrialResult.stopped_early(f"stopped early by {who}", metrics)
     return TrialResult.stopped_early(f"stopped early by {who} after {epochs} per-epoch result{'s' if epochs != 1 else ''}",
-                                     metrics)
+                                     metrics, epochs)
