@@ -40,9 +40,12 @@ def check_number(
 ) -> float:
     """``value`` as a finite float within the bounds (``minimum`` excluded if ``exclusive_minimum``)."""
     bounds = _bounds(minimum, maximum, exclusive_minimum)
-    if not _is_number(value) or not math.isfinite(value):  # type: ignore[arg-type]
+    try:
+        number = float(value) if _is_number(value) else math.nan  # type: ignore[arg-type]
+    except OverflowError:  # an int too large for a float
+        number = math.nan
+    if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number{bounds}, got {value!r}")
-    number = float(value)  # type: ignore[arg-type]
     too_small = minimum is not None and (number <= minimum if exclusive_minimum else number < minimum)
     if too_small or (maximum is not None and number > maximum):
         raise ValueError(f"{name} must be a finite number{bounds}, got {value!r}")

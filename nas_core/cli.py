@@ -55,8 +55,8 @@ def write_output_file(path: str, text: str) -> None:
 def _describe(registry: Registry, name: str) -> str:
     try:
         target = registry.resolve(name)
-    except RegistryError as err:
-        return f"(cannot import: {err})"
+    except Exception as err:  # noqa: BLE001 - a plugin that fails to import is listed as such
+        return f"(cannot import: {err if isinstance(err, RegistryError) else f'{type(err).__name__}: {err}'})"
     doc = (getattr(target, "__doc__", None) or "").strip()
     return " ".join(doc.split("\n\n")[0].split())  # the first paragraph, on one line
 
@@ -76,9 +76,9 @@ def cmd_list(registry: Registry) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_space_json(args: argparse.Namespace) -> int:
-    from .spec import parse_args_text
+    from .spec import build_space, parse_args_text
 
-    space = SPACES.build(args.space, parse_args_text(args.args))
+    space = build_space(args.space, parse_args_text(args.args))
     text = json.dumps(space.to_nni(), indent=2) + "\n"
     if args.output:
         write_output_file(args.output, text)
@@ -403,10 +403,10 @@ def _add_plugin_commands(sub: argparse._SubParsersAction, core: set[str]) -> Non
             continue
         try:
             add = COMMANDS.resolve(name)
-        except RegistryError as err:
-            print(f"warning: plugin command {name!r} left out: {err}", file=sys.stderr)
-            continue
-        add(sub, name)
+            add(sub, name)
+        except Exception as err:  # noqa: BLE001 - a plugin's import error or bug: the core's commands still work
+            reason = str(err) if isinstance(err, RegistryError) else f"{type(err).__name__}: {' '.join(str(err).split())}"
+            print(f"warning: plugin command {name!r} left out: {reason}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

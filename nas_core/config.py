@@ -69,9 +69,7 @@ def load_search_config(path: str | Path, *, check_evaluator: bool = True) -> Sea
     try:
         raw = load_mapping_file(config_path)
     except SpecError as err:
-        raise ConfigError(str(err)) from None
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"config file {str(config_path)!r} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+        raise ConfigError(f"config file {err}") from None
     base = config_path.parent
 
     space = _read_space(raw, base)
@@ -112,8 +110,6 @@ def _read_space(raw: dict[str, Any], base: Path) -> SearchSpace:
             spec = load_mapping_file(file)
         except SpecError as err:
             raise ConfigError(f"{where}: {err}") from None
-        except UnicodeDecodeError as err:
-            raise ConfigError(f"{where} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     else:
         raise ConfigError("the config has neither searchSpaceFile nor searchSpace")
     try:
@@ -211,7 +207,7 @@ def _read_trial(config: SearchConfig, *, check_evaluator: bool) -> None:
         raise ConfigError(
             f"evaluator {args.evaluator!r} uses space {name}, whose own {', '.join(operators)} the tuner would not "
             f"use (it rebuilds a plain space from the search space file): add space: {name!r} to tuner.classArgs")
-    if expected is not None and expected.to_nni() != config.space.to_nni():
+    if expected is not None and expected != config.space:
         raise ConfigError(
             f"the search space file does not match evaluator {args.evaluator!r} "
             f"(dimensions {list(expected.names)}); regenerate it with `python -m nas_core space-json`"

@@ -109,6 +109,7 @@ class SearchDriver:
         self.space = strategy.space
         self.max_consecutive_duplicates = max_consecutive_duplicates
         self.records: list[Record] = []
+        self.upgrades = 0  # records replaced in place ("upgraded"); readers of records rebuild on a change
         self._recorded: set[int] = set()  # candidate ids with a record
         self._known: dict[str, Record] = {}  # key -> the record that evaluated it
         self._in_flight: dict[str, _InFlight] = {}  # key -> candidate being trained
@@ -235,6 +236,7 @@ class SearchDriver:
             if counts_instead(upgraded, known):
                 self._known[key] = upgraded
                 self.records[self._position(known)] = upgraded  # in place: one record per candidate id
+                self.upgrades += 1
                 return "upgraded"
             return "duplicate"
         candidate = self._next_candidate

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -263,9 +264,11 @@ def check_metrics(metrics: object) -> Metrics:
         raise CandidateFailed(f"evaluator returned {type(metrics).__name__}, expected a mapping of metrics")
     clean: Metrics = {}
     for name, value in metrics.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # any real number (numpy's int64 and float32 too), but not a bool
+        if isinstance(value, bool) or getattr(value, "dtype", None) == bool or not isinstance(value, numbers.Real):
             raise CandidateFailed(f"metric {name!r} is not a number: {value!r}")
-        if not math.isfinite(value):
+        number = float(value)
+        if not math.isfinite(number):
             raise CandidateFailed(f"metric {name!r} is not finite: {value!r}")
-        clean[str(name)] = float(value)
+        clean[str(name)] = number
     return clean

@@ -38,7 +38,7 @@ def import_dotted(path: str) -> Any:
         module_name, _, attr_path = path.partition(":")
     else:
         module_name, _, attr_path = path.rpartition(".")
-    if not module_name or not attr_path:
+    if not module_name or not attr_path or module_name.startswith("."):
         raise RegistryError(f"{path!r} is not a dotted path of the form 'package.module:Class'")
     try:
         module = importlib.import_module(module_name)
@@ -128,17 +128,28 @@ class Registry:
 
 
 def accepted_arguments(factory: Callable[..., Any]) -> tuple[list[str], bool]:
-    """Keyword arguments a factory accepts, and whether it takes ``**kwargs``."""
+    """Keyword arguments a factory accepts, and whether it takes ``**kwargs``.
+
+    A class is read from its ``__init__``: a base that defines ``__new__(cls, *args, **kwargs)``
+    (as :class:`~nas_core.evaluator.Evaluator` does, to keep the arguments for ``describe``) would
+    otherwise make every subclass look as if it took any keyword, and one without an ``__init__``
+    of its own takes none (``object.__init__`` would ignore them silently)."""
+    is_class = inspect.isclass(factory)
+    if is_class:
+        if factory.__init__ is object.__init__:  # type: ignore[misc]
+            return [], False
+        factory = factory.__init__  # type: ignore[misc]
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
         return [], True
+    parameters = list(signature.parameters.values())[1 if is_class else 0:]  # not __init__'s self
     names = [
         p.name
-        for p in signature.parameters.values()
+        for p in parameters
         if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
     return names, var_kw
 
 

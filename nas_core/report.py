@@ -57,10 +57,21 @@ class ReportSection:
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
-    """Lines of a markdown table; ``align`` has one "l" (left) or "r" (right) per column."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    """Lines of a markdown table; ``align`` has one "l" (left) or "r" (right) per column. Each cell
+    is put on one line and its ``|`` escaped, so a plugin's text (a failure's reason) cannot break the table."""
+    lines = ["| " + " | ".join(map(_cell, header)) + " |",
+             "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
+    lines += ["| " + " | ".join(map(_cell, row)) + " |" for row in rows]
     return lines
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def one_line(text: object) -> str:
+    """``text`` with its whitespace, newlines included, run together: one markdown list item."""
+    return " ".join(str(text).split())
 
 
 def new_figure() -> Any:
@@ -90,13 +101,14 @@ def _evaluator_sections(results: SearchResults, out_dir: Path) -> tuple[list[Rep
     """The evaluator's own sections, and notes on why there are none when it cannot be reached."""
     description = results.evaluator
     if description is None:
-        return [], ["the search saved no evaluator description (a search from an older version): generic report "
-                    "only, without the Pareto figure or the evaluator's own sections"]
+        return [], ["the search saved no evaluator description (a search from an older version, or one scored by "
+                    "a plain function): generic report only, without the Pareto figure or the evaluator's own sections"]
     target = description.get("class") or description.get("name")
     try:
         evaluator_class = EVALUATORS.resolve(str(target))
-    except RegistryError as err:
-        return [], [f"the evaluator's own report sections are left out: {err}"]
+    except Exception as err:  # noqa: BLE001 - its plugin is missing or fails to import: the generic report stands
+        reason = err if isinstance(err, RegistryError) else f"{type(err).__name__}: {err}"
+        return [], [f"the evaluator's own report sections are left out: {reason}"]
     hook = getattr(evaluator_class, "report_sections", None)
     if hook is None:  # not a nas_core Evaluator (a bare factory): nothing to add
         return [], []
@@ -283,7 +295,7 @@ def _render(results: SearchResults, sections: Sequence[ReportSection], evaluated
 
     if failed:
         lines += ["## Failed candidates", ""]
-        lines += [f"- {_candidate(r)}: {r.result.reason}" for r in failed[:10]]
+        lines += [f"- {_candidate(r)}: {one_line(r.result.reason)}" for r in failed[:10]]
         if len(failed) > 10:
             lines.append(f"- … and {len(failed) - 10} more (see trials.csv)")
         lines.append("")

@@ -208,13 +208,16 @@ class LongestFirst:
     """A driver's batch order: longest predicted first, learned from the driver's records.
 
     The model catches up with the records each time a batch is ordered, so results cost nothing
-    until a batch is formed; when the records are replaced (a loaded state) it is rebuilt from them.
+    until a batch is formed; when the records are replaced (a loaded state) or one is replaced in
+    place (a failure upgraded to a success), it is rebuilt from them all, in their order, as a
+    resumed search rebuilds it: both then order batches alike.
     """
 
     def __init__(self, driver: SearchDriver) -> None:
         self._driver = driver
         self._records: list[Any] | None = None
         self._read = 0
+        self._upgrades = 0
         self.model = DurationModel(driver.space)
 
     def __call__(self, members: Sequence[Architecture]) -> list[int]:
@@ -224,8 +227,8 @@ class LongestFirst:
     def catch_up(self) -> None:
         """Learn from the records added since the last call (all of them after a load)."""
         records = self._driver.records
-        if records is not self._records or len(records) < self._read:
-            self._records, self._read = records, 0
+        if records is not self._records or len(records) < self._read or self._driver.upgrades != self._upgrades:
+            self._records, self._read, self._upgrades = records, 0, self._driver.upgrades
             self.model = DurationModel(self._driver.space)
         for record in records[self._read:]:
             if record.source != "reused":

@@ -159,11 +159,27 @@ class SearchSpace:
         """Number of distinct architectures."""
         return math.prod(len(d.choices) for d in self._dims)
 
+    def _identity(self) -> str:
+        """What two equal spaces share: NNI's description with every choice spelled by its kind, so
+        that ``True`` and ``1`` differ (they validate differently) while ``1`` and ``1.0`` do not."""
+        def spelled(value: Any) -> Any:
+            if isinstance(value, bool):
+                return ["bool", value]
+            if isinstance(value, (int, float)):
+                return ["number", float(value)]
+            if isinstance(value, (list, tuple)):
+                return [spelled(item) for item in value]
+            if isinstance(value, dict):
+                return {str(k): spelled(v) for k, v in value.items()}
+            return value
+
+        return json.dumps(spelled(self.to_nni()), sort_keys=True, default=repr)
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SearchSpace) and self.to_nni() == other.to_nni()
+        return isinstance(other, SearchSpace) and self._identity() == other._identity()
 
     def __hash__(self) -> int:
-        return hash(json.dumps(self.to_nni()))
+        return hash(self._identity())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self._dims)} dimensions, {self.size} architectures)"

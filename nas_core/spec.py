@@ -12,7 +12,8 @@ from typing import Any
 
 from .errors import UserError
 from .evaluator import Evaluator
-from .registry import EVALUATORS
+from .registry import EVALUATORS, SPACES
+from .space import SearchSpace
 
 
 class SpecError(UserError, ValueError):
@@ -24,7 +25,12 @@ def load_mapping_file(path: str | Path) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise SpecError(f"{file}: no such file")
-    text = file.read_text(encoding="utf-8")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{str(file)!r} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise SpecError(f"{str(file)!r} cannot be read: {err.strerror or err}") from None
     try:
         if file.suffix.lower() in (".yml", ".yaml"):
             import yaml
@@ -66,3 +72,10 @@ def build_evaluator(name: str, args: dict[str, Any]) -> Evaluator:
     if not isinstance(evaluator, Evaluator):
         raise SpecError(f"evaluator {name!r} built a {type(evaluator).__name__}, not an Evaluator")
     return evaluator
+
+
+def build_space(name: str, args: dict[str, Any]) -> SearchSpace:
+    space = SPACES.build(name, args)
+    if not isinstance(space, SearchSpace):
+        raise SpecError(f"space {name!r} built a {type(space).__name__}, not a SearchSpace")
+    return space

@@ -209,3 +209,40 @@ def test_a_stopped_search_says_how_to_continue_it_with_either_command(make_toy_c
     assert main(["search", str(config), "--no-progress"]) == code and exp.stopped
     shown = getattr(capsys.readouterr(), stream)
     assert f"`python -m nas_core search {config} --resume exp9` or `nnictl resume exp9`" in shown
+
+
+def test_an_arguments_file_that_is_not_utf8_is_one_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"epochs": 2}\xff')
+    out = run_cli("space-json", "binary_width", "--args", str(bad))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert f"{str(bad)!r} is not UTF-8 text (invalid start byte at byte 13)" in out.stderr
+
+
+@pytest.mark.parametrize("path, message", [
+    (".x.y", "'.x.y' is not a dotted path of the form 'package.module:Class'"),
+    ("collections:OrderedDict", "space 'collections:OrderedDict' built a OrderedDict, not a SearchSpace"),
+])
+def test_space_json_of_something_that_is_no_space_is_one_line(path, message):
+    out = run_cli("space-json", path)
+    assert out.returncode == 2 and message in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_a_plugin_command_whose_module_raises_or_whose_add_fails_is_left_out(capsys, tmp_path, monkeypatch):
+    from nas_core.registry import COMMANDS
+
+    (tmp_path / "crashing_plugin.py").write_text(
+        "raise RuntimeError('plugin import went wrong')\n", encoding="utf-8")
+    (tmp_path / "bad_add_plugin.py").write_text(
+        "def add(sub, name):\n    raise KeyError('no parser today')\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    COMMANDS.register("crashing", "crashing_plugin:add")
+    COMMANDS.register("badadd", "bad_add_plugin:add")
+    try:
+        assert main(["strategies", "--json"]) == 0
+        err = capsys.readouterr().err
+        assert "plugin command 'crashing' left out: RuntimeError: plugin import went wrong" in err
+        assert "plugin command 'badadd' left out: KeyError: 'no parser today'" in err
+    finally:
+        COMMANDS.unregister("crashing")
+        COMMANDS.unregister("badadd")

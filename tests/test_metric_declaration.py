@@ -67,3 +67,25 @@ def test_a_malformed_declaration_is_refused_by_both_readers(description, tmp_pat
         declaration_of(description)
     assert not _driver_accepts(description)
     assert not _results_accept(description, tmp_path)
+
+
+def test_numpy_scalars_are_metrics_and_bools_are_not() -> None:
+    import numpy as np
+
+    from nas_core.evaluator import CandidateFailed, check_metrics
+
+    assert check_metrics({"params": np.int64(12), "acc": np.float32(0.5)}) == {"params": 12.0, "acc": 0.5}
+    for bad in (True, np.bool_(True)):
+        with pytest.raises(CandidateFailed, match="metric 'm' is not a number"):
+            check_metrics({"m": bad})
+
+
+def test_an_atomically_written_file_gets_the_umasks_mode_not_a_private_one(tmp_path) -> None:
+    import os
+    import stat
+
+    path = tmp_path / "best.json"
+    write_json_atomic(path, {"a": 1})
+    old = os.umask(0o022)
+    os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~old

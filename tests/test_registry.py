@@ -112,3 +112,36 @@ def test_the_package_loads_its_public_names_on_first_use_only():
 
     with pytest.raises(AttributeError, match="no_such_name"):
         nas_core.no_such_name  # noqa: B018
+
+
+def test_an_evaluator_without_its_own_init_refuses_arguments() -> None:
+    """Evaluator.__new__ takes *args, **kwargs (to keep them for describe()); that must not make a
+    subclass without an __init__ of its own look as if it took any keyword."""
+    from nas_core.evaluator import Evaluator
+    from nas_core.registry import accepted_arguments
+
+    class Fixed(Evaluator):
+        def evaluate(self, arch, reporter=None):
+            return {}
+
+    class Keyworded(Evaluator):
+        def __init__(self, *, epochs: int = 1) -> None:
+            self.epochs = epochs
+
+        def evaluate(self, arch, reporter=None):
+            return {}
+
+    assert accepted_arguments(Fixed) == ([], False)
+    assert accepted_arguments(Keyworded) == (["epochs"], False)
+    with pytest.raises(PluginArgumentError, match="unknown argument 'epochs_typo' \\(accepted: none\\)"):
+        build_plugin(Fixed, {"epochs_typo": 5}, label="evaluator 'fixed'")
+    with pytest.raises(PluginArgumentError, match="unknown argument 'self'"):
+        build_plugin(Keyworded, {"self": 5}, label="evaluator 'kw'")
+
+
+def test_a_number_argument_too_large_for_a_float_is_refused_by_name() -> None:
+    from nas_core.arguments import check_number
+
+    with pytest.raises(ValueError, match="^lr must be a finite number, got 1000"):
+        check_number("lr", 10**400)
+    assert check_number("lr", 3) == 3.0

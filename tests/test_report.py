@@ -177,3 +177,24 @@ def test_a_best_candidate_the_strategy_was_told_failed_is_marked(tmp_path):
     assert "- #3: the strategy was told it failed (its success arrived later)" in md
     rows = list(csv.DictReader(paths["trials_csv"].open()))
     assert [row["strategy_told"] for row in rows] == ["", "", "", "failed", ""]
+
+
+def test_a_reason_with_newlines_or_pipes_stays_in_its_list_item_and_table_cell(tmp_path):
+    reason = "diverged\nTraceback line | pipe"
+    stop = Record(1, 1, {"depth": 2, "act": "relu"}, SPACE.key({"depth": 2, "act": "relu"}),
+                  TrialResult.stopped_early("stopped | by\nassessor", {"quality": 1.0}), "trained")
+    records = [record(0, 1, "relu", {}, failed=reason), stop]
+    md = write_report(SearchResults(Path("s.json"), SPACE, records, SpeedEvaluator().describe()),
+                      tmp_path)["report_md"].read_text()
+    assert "diverged Traceback line | pipe" in md and "\nTraceback line" not in md
+    (row,) = [line for line in md.splitlines() if "stopped" in line and line.startswith("| ")]
+    assert "stopped \\| by assessor" in row and row.count(" | ") == 4  # five cells
+
+
+def test_an_evaluator_whose_module_fails_to_import_leaves_its_sections_out_with_a_note(tmp_path, monkeypatch):
+    (tmp_path / "broken_eval_plugin.py").write_text("raise RuntimeError('import-time bug')\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    description = {**SpeedEvaluator().describe(), "class": "broken_eval_plugin:Evaluator"}
+    md = write_report(SearchResults(Path("s.json"), SPACE, speed_records(), description),
+                      tmp_path / "out")["report_md"].read_text()
+    assert "own report sections are left out: RuntimeError: import-time bug" in md

@@ -264,3 +264,22 @@ def test_an_in_process_search_is_repeatable_whatever_its_candidates_took() -> No
     assert run(1) == run(2)
     # What the default avoids: ordering by measured times changes which candidates the budget reaches.
     assert any(run(1, batch_order="longest_first") != run(s, batch_order="longest_first") for s in range(2, 6))
+
+
+def test_a_failure_upgraded_to_a_success_orders_as_a_resumed_search_would() -> None:
+    """A result that upgrades an earlier failure replaces its record in place; the live model must
+    learn from it as the model a resumed search rebuilds from all records does."""
+    space = tiny_space()
+    driver = SearchDriver(Evolution(space=space, seed=0, population_size=4, generations=3), batch_order="longest_first")
+    archs = [driver.ask(t) for t in range(4)]
+    driver.fail(0, "lost")
+    for t in (1, 2, 3):
+        driver.tell(t, TrialResult.succeeded({"evaluator_seconds": 10.0 * t}, 1.0))
+    driver.scheduler.catch_up()
+    assert driver.complete(archs[0], TrialResult.succeeded({"evaluator_seconds": 500.0}, 1.0)) == "upgraded"
+    resumed = SearchDriver(Evolution(space=space, seed=0, population_size=4, generations=3), batch_order="longest_first")
+    resumed.load_state_dict(json.loads(json.dumps(driver.state_dict())))
+    driver.scheduler.catch_up()
+    resumed.scheduler.catch_up()
+    assert driver.scheduler.model.predict(archs[0]) == resumed.scheduler.model.predict(archs[0])
+    assert driver.scheduler.model.observations == resumed.scheduler.model.observations == 4

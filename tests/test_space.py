@@ -154,3 +154,10 @@ def test_layer_channels_round_half_up_and_name_bad_keys():
         layer_channels("vgg_small", {**ratios, "conv7": 1})
     with pytest.raises(ValueError, match="ratio for layer 'conv2' must be a finite number > 0, got 0"):
         layer_channels("vgg_small", {**ratios, "conv2": 0})
+
+
+def test_spaces_differ_when_a_choice_is_a_bool_in_one_and_a_number_in_the_other() -> None:
+    flags, numbers = SearchSpace([Dimension("x", (True, False))]), SearchSpace([Dimension("x", (1, 0))])
+    assert flags != numbers and len({flags, numbers}) == 2
+    ints, floats = SearchSpace([Dimension("x", (1, 2))]), SearchSpace([Dimension("x", (1.0, 2.0))])
+    assert ints == floats and hash(ints) == hash(floats)  # a space file's 1 is an evaluator's 1.0

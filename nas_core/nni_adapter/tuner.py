@@ -244,10 +244,10 @@ class StrategyTuner(Tuner):
     def _build_strategy(self, search_space: dict[str, Any]) -> Strategy:
         nni_space = SearchSpace.from_nni(search_space)
         if self._space_name:
-            from ..registry import SPACES
+            from ..spec import build_space
 
-            space = SPACES.build(self._space_name, self._space_args)
-            if space.to_nni() != nni_space.to_nni():
+            space = build_space(self._space_name, self._space_args)
+            if space != nni_space:
                 raise TunerConfigError(
                     f"space {self._space_name!r} does not match the experiment's search space file "
                     "(regenerate it with `python -m nas_core space-json`)"
