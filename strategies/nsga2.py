@@ -13,16 +13,23 @@ merged, duplicates dropped, and the next K parents chosen by fast non-dominated 
 front that fits partly being filled by crowding distance. K children are then bred: two binary
 tournaments on (rank, crowding distance), two-point crossover with ``crossover_prob`` (else a
 copy of the first parent), then ``space.mutate`` (``mutation_rate`` per gene, default 1/n, at
-least one gene changed). Failed results, and successes missing either metric, rank after every
-valid front. Generations are synchronous (WAIT at the barrier); FINISHED after G generations.
+least one gene changed). Generations are synchronous (WAIT at the barrier); FINISHED after G
+generations.
 
-Two additions of ours, to the variation step only (selection is Deb et al.'s): with
-``unseen_children`` a child equal to an architecture already evaluated or handed out is bred
-again (a few tries), since a repeat is a place in the generation that teaches nothing; with
-``prescreen`` = m > 1, m × K children are bred and the K evaluated are those NSGA-II's own rank
-and crowding prefer when their objectives are *predicted* by an additive per-choice model of the
-results so far (competing with the parents' measured points). The model picks which offspring to
-evaluate; nothing predicted enters the population.
+Only results with both objectives take part in selection: a failure or an early stop (``not
+result.ok``), or a success missing either metric, is never a survivor nor a tournament entrant
+(ours: Deb et al. have no failures). When fewer than K results with both objectives remain, the
+places among the parents that the others would have taken go to fresh random architectures in the
+next generation, as in generation 0, and the parents breed the rest; with no parent at all the
+whole generation is fresh. A run in which every result has both objectives breeds all K children.
+
+Two more additions of ours, to the variation step only (selection among successes is Deb et
+al.'s): with ``unseen_children`` a child equal to an architecture already evaluated or handed out
+is bred again (a few tries), since a repeat is a place in the generation that teaches nothing;
+with ``prescreen`` = m > 1, m children are bred for each place to breed, and those evaluated are
+the ones NSGA-II's own rank and crowding prefer when their objectives are *predicted* by an
+additive per-choice model of the results so far (competing with the parents' measured points).
+The model picks which offspring to evaluate; nothing predicted enters the population.
 
 The run's result is the whole front: ``SearchDriver.pareto_front()`` over every evaluated
 architecture, or :meth:`NSGA2.front` for the strategy's current population.
@@ -282,9 +289,15 @@ class NSGA2(GenerationalStrategy):
             encoding = self.space.encode(arch)
             self._seen.add(encoding)
             self._history.append((encoding, self.point(result)))
-        survivors = select_survivors(points, self.population_size)
-        self._parents = [pool[i] for i in survivors]
+        known = frozenset(self._seen)  # evaluated or handed out before the children: screening keeps them seen
+        # Only results with both objectives compete: a failure (or early stop) is never a survivor nor a parent.
+        ranked = self._distinct([(a, r) for a, r in self._parents + evaluated if self.point(r) is not None])
+        ranked_points = [self.point(r) for _, r in ranked]
+        self._parents = [ranked[i] for i in select_survivors(ranked_points, self.population_size)]
         parent_points = [self.point(r) for _, r in self._parents]
+        # The places among the parents that results without both objectives would have taken go to fresh ones.
+        fresh = min(self.population_size, len(pool)) - len(self._parents) if self._parents else self.population_size
+        bred = self.population_size - fresh
         ranks, crowding = rank_and_crowding(parent_points)
 
         def offspring() -> Architecture:
@@ -296,10 +309,10 @@ class NSGA2(GenerationalStrategy):
                 child = dict(first)
             return self.space.mutate(child, self.rng, self.mutation_rate)
 
-        candidates = [self._unseen(offspring) for _ in range(self.population_size * self.prescreen)]
-        if self.prescreen == 1:
-            return candidates
-        return self._screen(candidates, parent_points)
+        children = [self._unseen(offspring) for _ in range(bred * self.prescreen)]
+        if self.prescreen > 1 and children:
+            children = self._screen(children, parent_points, bred, known)
+        return children + [self._unseen(lambda: self.space.sample(self.rng)) for _ in range(fresh)]
 
     def _unseen(self, make: Callable[[], Architecture]) -> Architecture:
         """A child from ``make`` that was neither evaluated nor handed out yet, when one turns up in a few tries."""
@@ -312,21 +325,24 @@ class NSGA2(GenerationalStrategy):
         self._seen.add(self.space.encode(child))
         return child
 
-    def _screen(self, candidates: list[Architecture], parent_points: list[Point | None]) -> list[Architecture]:
-        """The ``population_size`` candidates NSGA-II's own selection keeps when each is scored by the model.
+    def _screen(self, candidates: list[Architecture], parent_points: list[Point | None], keep: int,
+                known: frozenset[tuple[int, ...]]) -> list[Architecture]:
+        """The ``keep`` candidates NSGA-II's own selection keeps when each is scored by the model.
 
         The parents compete with their measured points, so a candidate is kept for being predicted
-        on or near the current front, and spread along it; those not kept are forgotten (unseen again).
+        on or near the current front, and spread along it; those not kept are forgotten (unseen
+        again), unless ``known`` (evaluated or handed out before this breeding step) already held them.
         """
         model = _AdditiveModel(self.space, self._history)
         predicted = [model.predict(self.space.encode(c)) for c in candidates]
         points: list[Point | None] = [*predicted, *parent_points]
         ranks, crowding = rank_and_crowding(points)
         order = sorted(range(len(candidates)), key=lambda i: (ranks[i], -crowding[i], i))
-        kept = sorted(order[: self.population_size])
+        kept = sorted(order[:keep])
         kept_encodings = {self.space.encode(candidates[i]) for i in kept}
-        for i in order[self.population_size:]:
-            if (encoding := self.space.encode(candidates[i])) not in kept_encodings:
+        for i in order[keep:]:
+            encoding = self.space.encode(candidates[i])
+            if encoding not in kept_encodings and encoding not in known:
                 self._seen.discard(encoding)
         return [candidates[i] for i in kept]
 

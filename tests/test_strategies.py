@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import zlib
 
 import pytest
 
@@ -40,6 +41,13 @@ class TestConformanceEvolutionSmallPopulation(StrategyConformance):
 
     strategy_path = "evolution"
     strategy_args = {"population_size": 8, "generations": 100}
+
+
+class TestConformanceNSGA2SmallPopulation(StrategyConformance):
+    """Failures, early stops and resumes across many generation barriers, children pre-screened."""
+
+    strategy_path = "nsga2"
+    strategy_args = {"population_size": 8, "generations": 100, "prescreen": 2}
 
 
 class MutatingGenerations(GenerationalStrategy):
@@ -428,8 +436,88 @@ def test_nsga2_prescreen_keeps_the_children_nsga2_would_keep_on_the_model_predic
     strategy = _declared_nsga2(space=space, seed=0, population_size=1, prescreen=2)
     strategy._history = [((1, 0), (-0.9, 1.0)), ((1, 1), (-0.8, 2.0)), ((0, 0), (-0.5, 3.0)), ((2, 1), (-0.4, 4.0))]
     good, bad = {"op": "b", "width": 2}, {"op": "a", "width": 2}  # "b" is better than "a" in both objectives
-    assert strategy._screen([bad, good], parent_points=[None]) == [good]
-    assert strategy._screen([good, bad], parent_points=[None]) == [good]
+    assert strategy._screen([bad, good], parent_points=[None], keep=1, known=frozenset()) == [good]
+    assert strategy._screen([good, bad], parent_points=[None], keep=1, known=frozenset()) == [good]
+
+
+def _nsga2_after_mostly_failures(failing: set[int], prescreen: int = 1) -> tuple[NSGA2, list, list[bool]]:
+    """An NSGA-II of population 8 whose generation 0 fails at the given member indices (half as early
+    stops with tempting metrics), then asked generation 1; also whether each tournament winner succeeded."""
+    space = toy_space()
+    score = analytic_score(space)
+    strategy = _declared_nsga2(space=space, seed=0, population_size=8, generations=3, prescreen=prescreen)
+    winners_ok: list[bool] = []
+    tournament = strategy._tournament
+
+    def spy(ranks: list[int], crowding: list[float]) -> int:
+        winner = tournament(ranks, crowding)
+        winners_ok.append(strategy._parents[winner][1].ok)
+        return winner
+
+    strategy._tournament = spy  # type: ignore[method-assign]
+    generation0 = _ask_all(strategy, 0, 8)
+    for i, arch in enumerate(generation0):
+        if i not in failing:
+            strategy.tell(i, arch, score(arch))
+        elif i % 2:
+            strategy.tell(i, arch, TrialResult.stopped_early("assessor", {"accuracy": 1.0, "flops": 0.0}, epochs=1))
+        else:
+            strategy.tell(i, arch, TrialResult.failed("crash", {"accuracy": 1.0, "flops": 0.0}))
+    generation1 = _ask_all(strategy, 8, 8)
+    return strategy, generation0 + generation1, winners_ok
+
+
+@pytest.mark.parametrize("prescreen", [1, 3])
+def test_nsga2_failures_are_never_survivors_nor_parents(prescreen: int) -> None:
+    """Six of eight failed: the two successes are the only parents (no failure fills the pool nor wins a
+    tournament); the six places the failures would have held go to fresh architectures."""
+    strategy, asked, winners_ok = _nsga2_after_mostly_failures({2, 3, 4, 5, 6, 7}, prescreen)
+    parents = strategy.state_dict()["state"]["extra"]["parents"]
+    assert [arch for arch, _ in parents] == asked[:2]
+    assert all(TrialResult.from_json(result).ok for _, result in parents)
+    assert winners_ok and all(winners_ok)
+    keys = _keys(strategy.space, asked)
+    assert len(set(keys)) == 16 and all(isinstance(a, dict) for a in asked)
+
+
+def test_nsga2_after_a_generation_of_failures_samples_afresh() -> None:
+    strategy, asked, winners_ok = _nsga2_after_mostly_failures(set(range(8)))
+    assert strategy.state_dict()["state"]["extra"]["parents"] == [] and winners_ok == []
+    assert len(set(_keys(strategy.space, asked))) == 16
+
+
+def test_nsga2_resumes_exactly_when_fresh_architectures_fill_the_places_of_failures(tmp_path) -> None:
+    space = toy_space()
+    score = analytic_score(space)
+
+    def mostly_failing(arch: dict) -> TrialResult:  # about three in four fail, a fixed function of the key
+        return score(arch) if zlib.crc32(space.key(arch).encode()) % 4 == 0 else TrialResult.failed("crash")
+
+    def records(**kwargs: object) -> list:
+        strategy = _declared_nsga2(space=space, seed=5, population_size=8, generations=6, prescreen=2)
+        driver = run_search(strategy, mostly_failing, budget=48, concurrency=3, progress=False, **kwargs)
+        return [r.to_json() for r in driver.records]
+
+    expected = records()
+    assert sum(r["result"]["status"] == "failed" for r in expected) > 24
+    for stop_after in (8, 13, 9, None):  # the end of generation 0, then inside generations 1 to 4
+        resumed = records(state_file=tmp_path / "state.json", stop_after=stop_after)
+    assert resumed == expected
+
+
+def test_nsga2_prescreening_keeps_every_evaluated_architecture_seen() -> None:
+    """In a 9-architecture space the children often repeat evaluated ones (breeding gives up on
+    avoiding it); screening such a child out must not make its evaluated architecture unseen again."""
+    space = SearchSpace([Dimension("a", (0, 1, 2)), Dimension("b", (0, 1, 2))])
+    strategy = _declared_nsga2(space=space, seed=0, population_size=4, generations=4, prescreen=3)
+    evaluated: set[tuple[int, ...]] = set()
+    for arch in _run_direct(strategy, _two_objectives)[:-1]:
+        evaluated.add(space.encode(arch))
+    assert evaluated <= {tuple(e) for e in strategy.state_dict()["state"]["extra"]["seen"]}
+
+
+def _two_objectives(arch: dict) -> TrialResult:
+    return TrialResult.succeeded({"accuracy": arch["a"] + arch["b"], "flops": arch["a"] ** 2 + arch["b"]}, 0.0)
 
 
 @pytest.mark.parametrize(
