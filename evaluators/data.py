@@ -31,6 +31,7 @@ naming the path and what was expected.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import math
 import os
@@ -44,7 +45,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
 
 from nas_core.arguments import check_int, check_optional_int
 
@@ -57,6 +58,7 @@ __all__ = [
     "class_balanced_subset",
     "dataset_labels",
     "make_loader",
+    "make_train_loader",
     "TensorBatchLoader",
     "CIFAR10_MEAN",
     "CIFAR10_STD",
@@ -91,6 +93,18 @@ class DataSplits:
     in_channels: int
     image_size: int
     class_names: tuple[str, ...] = field(default=())
+
+    def train_and_val(self) -> Dataset:
+        """The training and validation images together (retraining's data), every one with the
+        training transform: a validation split carrying a ``transform`` (ours: CIFAR-10, ImageNet)
+        is viewed again with the training split's, so its images are augmented too; in-memory
+        tensors (digits) have no transform and are joined as they are."""
+        val = self.val
+        transform = getattr(self.train, "transform", None)
+        if transform is not None and hasattr(val, "transform"):
+            val = copy.copy(val)  # the same images and indices; only the transform differs
+            val.transform = transform
+        return ConcatDataset([self.train, val])
 
 
 # ------------------------------------------------------------------ labels / subsets
@@ -548,3 +562,18 @@ def make_loader(
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=num_workers > 0,
     )
+
+
+def make_train_loader(dataset: Dataset, batch_size: int, *, seed: int, num_workers: int = 0) -> TensorBatchLoader | DataLoader:
+    """Shuffled training batches (:func:`make_loader`), without a last batch of one image.
+
+    Train-mode batch norm cannot normalise a single value per channel, which a one-image batch
+    gives on 1×1 feature maps (VGG-small's last block): it would fail every candidate. Only that
+    batch is dropped (one image an epoch, a different one each epoch); other partial batches are
+    kept. Every training loader (candidates, supernet, batch-norm re-estimation, retraining) is
+    made here.
+    """
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    size = len(dataset)  # type: ignore[arg-type]
+    single_last = size > batch_size and size % batch_size == 1
+    return make_loader(dataset, batch_size, shuffle=True, seed=seed, num_workers=num_workers, drop_last=single_last)

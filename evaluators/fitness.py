@@ -15,13 +15,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from nas_core.arguments import check_choice
+from nas_core.arguments import check_choice, check_int, check_optional_int
 from nas_core.evaluator import CandidateFailed, Evaluator, Metric, Metrics, Objective, Reporter, null_reporter
 from nas_core.space import Architecture
 
 from spaces.width import PAPER_RATIOS, BinaryWidthSpace
 
-from evaluators.datasets import dataset_names, dataset_settings, get_dataset
+from evaluators.datasets import DatasetInfo, dataset_names, dataset_settings, get_dataset
 
 if TYPE_CHECKING:
     from nas_core.report import ReportSection
@@ -57,8 +57,26 @@ def _check_data_root(dataset: str, data_dir: str | None) -> None:
     get_dataset(dataset).check_root(data_dir)
 
 
+def _image_size(info: DatasetInfo, image_size: int | None) -> int:
+    """The input side the network gets and the cost model counts: ``image_size`` where the data set
+    resizes its images, else its own size (a different value would price an input never given)."""
+    size = check_optional_int("image_size", image_size, minimum=1)
+    if size is None:
+        return info.image_size
+    if not info.resizable and size != info.image_size:
+        raise ValueError(f"image_size={size} differs from {info.name}'s image size {info.image_size} "
+                         f"(its images are not resized)")
+    return size
+
+
 class BinaryWidthEvaluator(Evaluator):
-    """Trains a binary network with the candidate's per-layer widths for a few epochs."""
+    """Trains a binary network with the candidate's per-layer widths for a few epochs.
+
+    ``backbone``, ``width_scale`` and ``image_size`` default to the data set's
+    (:mod:`evaluators.datasets`); ``image_size`` may differ from it only where the data set resizes
+    its images (imagenet). ``milestones`` are the epochs where ``schedule="step"`` multiplies the
+    learning rate by 0.1 (required with it). :meth:`describe` names the setting they resolved to.
+    """
 
     name = "binary_width"
     metrics = (
@@ -75,7 +93,7 @@ class BinaryWidthEvaluator(Evaluator):
     def __init__(
         self,
         *,
-        backbone: str = "vgg_small",
+        backbone: str | None = None,
         dataset: str = "digits",
         data_dir: str | None = None,
         ratios: Sequence[float] = PAPER_RATIOS,
@@ -88,6 +106,7 @@ class BinaryWidthEvaluator(Evaluator):
         momentum: float = 0.9,
         weight_decay: float = 0.0,
         schedule: str = "cosine",
+        milestones: Sequence[int] = (),
         subset_per_class: int | None = None,
         val_size: int | None = None,
         lam: float = 4.0,
@@ -107,22 +126,26 @@ class BinaryWidthEvaluator(Evaluator):
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         _check_data_root(dataset, data_dir)
+        info = get_dataset(dataset)
+        if backbone is None:
+            backbone = info.backbone
         self.space = BinaryWidthSpace(backbone=backbone, ratios=ratios)
         self.backbone = backbone
         self.dataset = dataset
         self.data_dir = data_dir
-        self.width_scale = get_dataset(dataset).width_scale if width_scale is None else width_scale
+        self.width_scale = info.width_scale if width_scale is None else width_scale
         if isinstance(self.width_scale, bool) or not isinstance(self.width_scale, (int, float)) or self.width_scale <= 0:
             raise ValueError(f"width_scale must be a positive number, got {self.width_scale!r}")
-        self.image_size = image_size or get_dataset(dataset).image_size
+        self.image_size = _image_size(info, image_size)
         self.train_config = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                                        momentum=momentum, weight_decay=weight_decay, schedule=schedule)
+                                        momentum=momentum, weight_decay=weight_decay, schedule=schedule,
+                                        milestones=milestones)
         for name, value in (("subset_per_class", subset_per_class), ("val_size", val_size),
                             ("supernet_epochs", supernet_epochs), ("threads", threads)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
+        check_int("seed", seed, minimum=0)  # scikit-learn's and numpy's splits take no negative seed
+        check_int("num_workers", num_workers, minimum=0)
         if not isinstance(supernet, bool):
             raise ValueError(f"supernet must be true or false, got {supernet!r}")
         from .supernet import SUPERNET_BN, SUPERNET_TRAINING
@@ -183,7 +206,10 @@ class BinaryWidthEvaluator(Evaluator):
         return splits, train
 
     def _setting(self) -> dict[str, Any]:
-        return {"backbone": self.backbone, "dataset": self.dataset, "data_dir": os.path.abspath(self.data_dir or ""),
+        # data_dir None when unset (digits): an absolute path of "" would be the working directory,
+        # making the supernet's cache key depend on where the trial was started
+        data_dir = os.path.abspath(self.data_dir) if self.data_dir else None
+        return {"backbone": self.backbone, "dataset": self.dataset, "data_dir": data_dir,
                 "width_scale": self.width_scale, "image_size": self.image_size,
                 "subset_per_class": self.subset_per_class, "val_size": self.val_size, "seed": self.seed}
 
@@ -211,11 +237,11 @@ class BinaryWidthEvaluator(Evaluator):
                              num_classes=splits.num_classes, in_channels=splits.in_channels)
 
     def _loaders(self) -> tuple[Any, Any]:
-        from .data import make_loader
+        from .data import make_loader, make_train_loader
 
         splits, train = self._data
         bs = self.train_config.batch_size
-        return (make_loader(train, bs, shuffle=True, seed=self.seed, num_workers=self.num_workers),
+        return (make_train_loader(train, bs, seed=self.seed, num_workers=self.num_workers),
                 make_loader(splits.val, max(bs, 256), shuffle=False, seed=self.seed, num_workers=self.num_workers))
 
     def supernet_state(self) -> dict[str, Any]:
@@ -276,10 +302,10 @@ class BinaryWidthEvaluator(Evaluator):
     def _bn_loader(self) -> Any:
         """Shuffled training batches for batch-norm re-estimation, on a generator of their own
         (so the training order of the candidate stays what it is without re-estimation)."""
-        from .data import make_loader
+        from .data import make_train_loader
 
         _, train = self._data
-        return make_loader(train, self.train_config.batch_size, shuffle=True, seed=self.seed + 1)
+        return make_train_loader(train, self.train_config.batch_size, seed=self.seed + 1)
 
     def initial_network(self, arch: Architecture) -> Any:
         """The candidate's network before training: freshly initialised, or with ``supernet`` the

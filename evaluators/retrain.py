@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import ConcatDataset
 
 from nas_core.errors import UserError
 from nas_core.state_io import write_json_atomic
@@ -88,7 +87,8 @@ def retrain(
     progress: bool = True,
     overrides: Mapping[str, Any] | None = None,
 ) -> RetrainResult:
-    """Train ``arch`` on train+val, test on the test split; resumable from ``output_dir``.
+    """Train ``arch`` on train+val (all with the training augmentation), test on the test split;
+    resumable from ``output_dir``.
 
     ``seed`` sets the initialisation and batch order, ``split_seed`` the data split (the one the
     search used: its train and validation images are what this trains on)."""
@@ -115,10 +115,9 @@ def retrain(
                "seed": seed, "split_seed": split_seed, "train": train_config.to_json()}
 
     splits, _ = evaluator._data
-    from .data import make_loader
+    from .data import make_loader, make_train_loader
 
-    full_train = ConcatDataset([splits.train, splits.val])
-    train_loader = make_loader(full_train, train_config.batch_size, shuffle=True, seed=seed)
+    train_loader = make_train_loader(splits.train_and_val(), train_config.batch_size, seed=seed)
     test_loader = make_loader(splits.test, max(256, train_config.batch_size), shuffle=False, seed=seed)
     torch.manual_seed(seed)
     model = build_network(backbone, ratios, width_scale=evaluator.width_scale, num_classes=splits.num_classes,

@@ -8,7 +8,7 @@ deferred to its references). It does not say how a candidate is trained. Our def
 * candidates and the supernet: Adam, lr 2e-3, cosine schedule, batch 64, no weight decay (ours:
   binary networks are fragile under large SGD learning rates, whose steps push the latent
   weights back and forth across the sign boundary, and a 10-epoch run has no time to recover);
-  ``optimizer="sgd", schedule="step"`` gives the SGD recipe instead;
+  ``optimizer="sgd", schedule="step"`` with its ``milestones`` gives the SGD recipe instead;
 * SGD uses Nesterov momentum (``nesterov``, ours; ``False`` is plain momentum as in the
   ResNet recipe the paper's ImageNet retraining refers to); momentum 0.9, weight decay 1e-4
   and the batch sizes of retraining are in :mod:`evaluators.retrain`.
@@ -77,6 +77,8 @@ class TrainConfig:
         ):
             raise ValueError(f"milestones must be a list of positive epoch numbers, got {self.milestones!r}")
         object.__setattr__(self, "milestones", tuple(sorted(self.milestones)))
+        if self.schedule == "step" and not self.milestones:  # else a constant rate, silently
+            raise ValueError("schedule='step' needs milestones (the epochs where the lr is multiplied by gamma), got none")
 
     def to_json(self) -> dict[str, Any]:
         """The fields as JSON; ``nesterov`` only when off, so settings stored before it existed

@@ -19,6 +19,7 @@ from evaluators.data import (
     dataset_labels,
     load_dataset,
     make_loader,
+    make_train_loader,
 )
 
 try:
@@ -172,6 +173,24 @@ def test_fake_cifar_loads_with_holdout_and_matches_raw(tmp_path):
     assert load_dataset("cifar10", root=tmp_path, seed=1, val_size=30).val.indices != d.val.indices
 
 
+def test_train_and_val_gives_the_validation_images_the_training_augmentation(tmp_path):
+    fake = write_fake_cifar10(tmp_path, train_per_batch=20, test_size=20)
+    d = load_dataset("cifar10", root=tmp_path, seed=0, val_size=30)
+    both = d.train_and_val()
+    assert len(both) == 100
+    assert sorted(y for _, y in both) == sorted(fake.train_labels)
+    torch.manual_seed(0)
+    held_out = [both[len(d.train) + j] for j in range(len(d.val))]
+    plain = [d.val[j] for j in range(len(d.val))]
+    assert [y for _, y in held_out] == [y for _, y in plain]
+    assert sum(not torch.equal(a, b) for (a, _), (b, _) in zip(held_out, plain)) > len(plain) // 2  # cropped, flipped
+    assert all(torch.equal(d.val[j][0], plain[j][0]) for j in range(3))  # the validation split itself unchanged
+    digits = load_dataset("digits", seed=0)
+    joined = digits.train_and_val()
+    assert len(joined) == len(digits.train) + len(digits.val)
+    assert torch.equal(joined[len(digits.train)][0], digits.val[0][0])
+
+
 def test_fake_cifar_is_the_format_torchvision_reads(tmp_path, monkeypatch):
     import torchvision.datasets.cifar as tv_cifar
 
@@ -305,6 +324,17 @@ def test_tensor_loader_covers_epoch_and_is_seeded():
     batches = list(make_loader(sub, 3, shuffle=False, seed=0))
     assert [b[1].tolist() for b in batches] == [[9, 7, 5], [3]]
     assert len(make_loader(ds, 4, shuffle=False, seed=0, drop_last=True)) == 2
+
+
+@pytest.mark.parametrize("size, batch_sizes", [(29, [14, 14]), (30, [14, 14, 2]), (28, [14, 14]), (1, [1])])
+def test_training_loader_drops_only_a_last_batch_of_one_image(size, batch_sizes):
+    tensors = TensorDataset(torch.arange(size).float().unsqueeze(1), torch.arange(size))
+    other = TensorDataset(torch.zeros(0, 1), torch.zeros(0, dtype=torch.long))
+    for dataset in (tensors, torch.utils.data.ConcatDataset([tensors, other])):  # in-memory and DataLoader paths
+        batches = [len(b[1]) for b in make_train_loader(dataset, 14, seed=0)]
+        assert batches == batch_sizes, type(dataset).__name__
+        seen = [set(sum((b[1].tolist() for b in make_train_loader(dataset, 14, seed=0)), [])) for _ in range(2)]
+        assert all(len(s) == sum(batch_sizes) for s in seen)  # shuffled: the image left out varies
 
 
 @pytest.fixture()

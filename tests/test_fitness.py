@@ -45,10 +45,64 @@ def test_digits_candidate_trains_and_reports_every_epoch():
     ({"optimizer": "rmsprop"}, ValueError, "optimizer='rmsprop'"),
     ({"backbone": "vgg19"}, ValueError, "unknown backbone 'vgg19'"),
     ({"ratios": [0.5, -1]}, ValueError, "ratio -1"),
+    ({"image_size": 32}, ValueError, "image_size=32 differs from digits's image size 8"),
+    ({"image_size": 0}, ValueError, "image_size must be an integer >= 1, got 0"),
+    ({"image_size": -8}, ValueError, "image_size must be an integer >= 1, got -8"),
+    ({"image_size": "big"}, ValueError, "image_size must be an integer >= 1, got 'big'"),
+    ({"seed": -5}, ValueError, "seed must be an integer >= 0, got -5"),
+    ({"num_workers": -3}, ValueError, "num_workers must be an integer >= 0, got -3"),
+    ({"schedule": "step"}, ValueError, "schedule='step' needs milestones"),
 ])
 def test_bad_arguments_name_the_value(kwargs, error, message):
-    with pytest.raises(error, match=message):
+    with pytest.raises(error, match=message) as caught:
         BinaryWidthEvaluator(**kwargs)
+    assert "\n" not in str(caught.value)
+
+
+def fake_imagenet_root(tmp_path):
+    for part in ("train", "val"):
+        (tmp_path / part).mkdir()
+    return str(tmp_path)
+
+
+def test_image_size_other_than_the_data_sets_only_where_it_resizes(tmp_path):
+    assert BinaryWidthEvaluator(image_size=8).describe()["setting"]["image_size"] == 8  # digits' own size
+    imagenet = BinaryWidthEvaluator(dataset="imagenet", data_dir=fake_imagenet_root(tmp_path), image_size=64)
+    assert imagenet.describe()["setting"]["image_size"] == 64
+
+
+def test_backbone_defaults_to_the_data_sets(tmp_path):
+    from evaluators.datasets import get_dataset
+
+    imagenet = BinaryWidthEvaluator(dataset="imagenet", data_dir=fake_imagenet_root(tmp_path))
+    assert imagenet.backbone == get_dataset("imagenet").backbone == "resnet18"
+    assert imagenet.space.names[0] == "stage1.out"
+    assert imagenet.describe()["setting"]["backbone"] == "resnet18"
+    assert BinaryWidthEvaluator().describe()["setting"]["backbone"] == "vgg_small"  # digits'
+    assert BinaryWidthEvaluator(dataset="imagenet", data_dir=str(tmp_path), backbone="vgg_small").backbone == "vgg_small"
+
+
+def test_step_schedule_takes_its_milestones():
+    assert BinaryWidthEvaluator(schedule="step", milestones=[6, 3]).train_config.milestones == (3, 6)
+
+
+def test_a_last_training_batch_of_one_image_fails_no_candidate():
+    evaluator = BinaryWidthEvaluator(epochs=1, batch_size=14, threads=2)
+    assert len(evaluator._data[1]) % 14 == 1  # one image left over: train-mode batch norm cannot take it alone
+    metrics = evaluator.evaluate(UNIFORM)
+    assert metrics["accuracy"] > 0
+
+
+def test_supernet_cache_key_does_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    from evaluators.supernet import cache_key
+
+    evaluator = BinaryWidthEvaluator(supernet=True)  # digits: no data directory
+    keys = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        keys.append(cache_key({**evaluator._setting(), "kind": "supernet"}))
+    assert keys[0] == keys[1]
 
 
 def test_nan_loss_raises_training_diverged():
@@ -170,6 +224,15 @@ def test_retrain_cli_reads_best_json(tmp_path, capsys):
     assert "missing.json: no such file" in capsys.readouterr().err
 
 
+def test_retrain_step_schedule_without_milestones_is_one_line(tmp_path, capsys):
+    best = tmp_path / "best.json"
+    best.write_text(json.dumps({f"conv{i}": 0.25 for i in range(1, 7)}))
+    assert main(["retrain", str(best), "--schedule", "step", "--output", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "schedule='step' needs milestones" in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_cost_cli_reproduces_table1(capsys):
     assert main(["cost", "vgg_small", "--json"]) == 0
     one = json.loads(capsys.readouterr().out)
@@ -189,6 +252,14 @@ def test_config_with_missing_data_directory_stops_before_any_trial(make_toy_conf
                                         "--args '{\"dataset\": \"cifar10\", \"data_dir\": \"/data/cifar\"}'")
     assert main(["search", str(path)]) == 2
     assert "cifar10: data_dir '/data/cifar' does not exist" in capsys.readouterr().err
+
+
+def test_config_with_an_image_size_digits_do_not_have_stops_before_any_trial(make_toy_config, capsys):
+    path = make_toy_config(trialCommand="python3 -m nas_core.trial --evaluator binary_width "
+                                        "--args '{\"image_size\": 32}'")
+    assert main(["search", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "image_size=32 differs from digits's image size 8" in err and "\n" not in err
 
 
 def test_width_space_has_one_named_dimension_per_searchable_layer():

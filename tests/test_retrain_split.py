@@ -42,3 +42,33 @@ def test_retrain_seed_changes_initialisation_not_data(tmp_path):
     again = retrain_module.retrain(SMALL, backbone="vgg_small", dataset="digits", output_dir=tmp_path / "again",
                                    config=config, seed=1, progress=False).metrics
     assert again["history"] == runs[1]["history"] and again["test_accuracy"] == runs[1]["test_accuracy"]
+
+
+def test_retrain_trains_on_train_and_val_with_the_training_augmentation(tmp_path, monkeypatch):
+    from evaluators import data
+
+    try:
+        from tests.fakedata import write_fake_cifar10
+    except ImportError:  # tests/ itself on sys.path
+        from fakedata import write_fake_cifar10
+
+    write_fake_cifar10(tmp_path / "cifar", train_per_batch=1010, test_size=20)  # retraining holds out 5000
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(dataset, batch_size, *, seed, num_workers=0):
+        seen.append(dataset)
+        raise Stop
+
+    monkeypatch.setattr(data, "make_train_loader", capture)
+    try:
+        retrain_module.retrain(SMALL, backbone="vgg_small", dataset="cifar10", data_dir=str(tmp_path / "cifar"),
+                               output_dir=tmp_path / "out", progress=False, overrides={"epochs": 1})
+    except Stop:
+        pass
+    splits = load_dataset("cifar10", root=tmp_path / "cifar", seed=0)
+    (dataset,) = seen
+    assert len(dataset) == len(splits.train) + len(splits.val)
+    assert [type(t).__name__ for t in dataset.datasets[1].transform.transforms[:2]] == ["RandomCrop", "RandomHorizontalFlip"]
