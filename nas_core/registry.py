@@ -136,9 +136,12 @@ def accepted_arguments(factory: Callable[..., Any]) -> tuple[list[str], bool]:
     of its own takes none (``object.__init__`` would ignore them silently)."""
     is_class = inspect.isclass(factory)
     if is_class:
-        if factory.__init__ is object.__init__:  # type: ignore[misc]
+        if factory.__init__ is not object.__init__:  # type: ignore[misc]
+            factory = factory.__init__  # type: ignore[misc]
+        elif factory.__new__ is object.__new__ or _passes_everything(factory.__new__):
             return [], False
-        factory = factory.__init__  # type: ignore[misc]
+        else:  # its own __new__ takes the arguments (a NamedTuple, say)
+            factory = factory.__new__
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
@@ -151,6 +154,15 @@ def accepted_arguments(factory: Callable[..., Any]) -> tuple[list[str], bool]:
     ]
     var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
     return names, var_kw
+
+
+def _passes_everything(function: Callable[..., Any]) -> bool:
+    """True for a ``__new__(cls, *args, **kwargs)`` that names no argument of its own."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return False
+    return all(p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD) for p in parameters)
 
 
 def check_arguments(factory: Callable[..., Any], args: object, *, label: str, fixed: Iterable[str] = ()) -> None:

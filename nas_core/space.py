@@ -165,8 +165,10 @@ class SearchSpace:
         def spelled(value: Any) -> Any:
             if isinstance(value, bool):
                 return ["bool", value]
-            if isinstance(value, (int, float)):
-                return ["number", float(value)]
+            if isinstance(value, int):
+                return ["number", value]
+            if isinstance(value, float):
+                return ["number", int(value) if value.is_integer() else value]
             if isinstance(value, (list, tuple)):
                 return [spelled(item) for item in value]
             if isinstance(value, dict):

@@ -145,3 +145,15 @@ def test_a_number_argument_too_large_for_a_float_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="^lr must be a finite number, got 1000"):
         check_number("lr", 10**400)
     assert check_number("lr", 3) == 3.0
+
+
+def test_a_class_whose_own_new_takes_the_arguments_is_read_from_it() -> None:
+    from typing import NamedTuple
+
+    from nas_core.registry import accepted_arguments
+
+    class Point(NamedTuple):
+        x: int = 0
+        y: int = 0
+
+    assert accepted_arguments(Point) == (["x", "y"], False)

@@ -161,3 +161,6 @@ def test_spaces_differ_when_a_choice_is_a_bool_in_one_and_a_number_in_the_other(
     assert flags != numbers and len({flags, numbers}) == 2
     ints, floats = SearchSpace([Dimension("x", (1, 2))]), SearchSpace([Dimension("x", (1.0, 2.0))])
     assert ints == floats and hash(ints) == hash(floats)  # a space file's 1 is an evaluator's 1.0
+    big = SearchSpace([Dimension("x", (2**53, 1))])
+    assert big != SearchSpace([Dimension("x", (2**53 + 1, 1))])  # they accept different values
+    assert hash(SearchSpace([Dimension("x", (10**400, 1))])) is not None  # no float conversion

@@ -278,14 +278,16 @@ def wait(experiment: Any, *, poll: float = 2.0, progress: bool = True, timeout: 
             info = rest.get(port, "check-status") or {}
             status = str(info.get("status"))
             errors = list(info.get("errors") or [])
-            counts = trial_counts(port)
-            finished = finished_trials(counts)
-            if bar is not None and (finished, status, counts.get("FAILED", 0)) != shown:
-                shown = (finished, status, counts.get("FAILED", 0))
-                bar.n = finished
-                bar.set_postfix(status=status, failed=counts.get("FAILED", 0), refresh=False)
-                bar.refresh()
+            if bar is not None:  # the trial list only when it is shown: a short poll stays one request
+                counts = trial_counts(port)
+                finished = finished_trials(counts)
+                if (finished, status, counts.get("FAILED", 0)) != shown:
+                    shown = (finished, status, counts.get("FAILED", 0))
+                    bar.n = finished
+                    bar.set_postfix(status=status, failed=counts.get("FAILED", 0), refresh=False)
+                    bar.refresh()
             if status in TERMINAL:
+                counts = trial_counts(port)
                 break
             if timeout is not None and time.monotonic() - started > timeout:
                 raise TimeoutError(f"experiment {experiment.id} still {status} after {timeout:.0f} s")
