@@ -58,15 +58,28 @@ def run_trial(channel, tmpdir, trial_id, pid, args=("--args", '{"epochs": 2}'), 
 
 
 def exits_soon(pid, seconds=5.0):
-    """True once process ``pid`` is gone, False if it still runs after ``seconds``."""
+    """True once process ``pid`` has exited, False if it still runs after ``seconds``.
+
+    An exited worker whose parent is gone stays a zombie until PID 1 reaps it, which some
+    container inits do only every few seconds: a zombie has exited."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
+        if _is_zombie(pid):
+            return True
         time.sleep(0.05)
     return False
+
+
+def _is_zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def final_of(channel, trial_id):
