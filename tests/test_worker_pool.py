@@ -74,6 +74,17 @@ def exits_soon(pid, seconds=5.0):
     return False
 
 
+def process_view(pid):
+    """What a failed liveness check shows of process ``pid``: its state, threads and kernel wait."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError as err:
+        return f"pid {pid}: {err}"
+    keep = ("State", "PPid", "Threads", "SigBlk", "SigIgn")
+    return "; ".join(line for line in status.splitlines() if line.split(":")[0] in keep) + f"; wchan {wchan}"
+
+
 def _is_zombie(pid):
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
@@ -135,7 +146,10 @@ def test_stopping_the_trial_stops_its_worker_and_the_slot_recovers(channel, tmpd
     worker_pid = int(logs[0].read_text().split()[1])
     proc.send_signal(signal.SIGINT)  # what NNI's trial keeper sends to cancel a trial
     proc.wait(timeout=60)
-    assert exits_soon(worker_pid), "the worker kept training a cancelled trial"
+    # the trial would train for 60 s: a worker gone well before that stopped training it
+    assert exits_soon(worker_pid, seconds=30), (
+        f"the worker kept training a cancelled trial: {process_view(worker_pid)}\n"
+        f"client's stderr: {proc.stderr.read()}\nworker's log: {logs[0].read_text()}")
     again = run_trial(channel, tmpdir_short, "after", 2)
     assert again.returncode == 0 and final_of(channel, "after")["value"]["default"] == 6.0
 
