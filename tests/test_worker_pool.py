@@ -135,9 +135,12 @@ def test_concurrent_trials_get_separate_workers(channel, tmpdir_short):
 
 @pytest.mark.slow
 def test_stopping_the_trial_stops_its_worker_and_the_slot_recovers(channel, tmpdir_short):
+    # started as NNI starts a trial, with SIGINT's default action: a test run as a background job
+    # inherits SIGINT ignored, and the client then never saw the cancel (seen in CI runs started with &)
     proc = subprocess.Popen([*TRIAL, "--args", '{"epochs": 3, "sleep": 60}'], cwd=REPO,
                             env=trial_env(channel, tmpdir_short, "long", 1), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while "long" not in channel.requested and time.monotonic() < deadline:  # parameters fetched: training
         time.sleep(0.05)
